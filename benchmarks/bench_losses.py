@@ -1,0 +1,208 @@
+"""Every loss, value and gradient, jaxtrain (jit-compiled) against torch (eager), same inputs.
+
+    python benchmarks/bench_losses.py            # print the table
+    python benchmarks/bench_losses.py --write    # and record it in benchmarks/RESULTS.md
+
+For each loss and size: torch's forward + ``torch.autograd.grad``, and jaxtrain's
+``jax.jit(jax.value_and_grad(loss))``, both timed on the same arrays in this process
+(median of repeats, after a warm-up call that compiles). The ratio is
+torch time / jaxtrain time: above 1 means jaxtrain is faster. Default threads for
+both; no allocator tuning for either.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import jaxtrain.losses as L
+
+SIZES = {
+    # The notes' scale: a batch of 64, 10 classes, short vectors.
+    "notes": dict(n=64, c=10, d=16, t=30, s=8),
+    # A larger batch: 1024 x 100 classes, 128-d embeddings, CTC over 100 frames.
+    "large": dict(n=1024, c=100, d=128, t=100, s=20),
+}
+
+
+def specs(n, c, d, t, s, rng):
+  """``name -> (args, array keywords, keywords, indices to differentiate)``."""
+  f32 = lambda *shape: rng.standard_normal(shape).astype(np.float32)  # noqa: E731
+  u = lambda *shape: rng.uniform(0.05, 0.95, shape).astype(np.float32)  # noqa: E731
+  pm1 = lambda *shape: rng.choice(np.array([-1.0, 1.0], np.float32), shape)  # noqa: E731
+  idx = rng.integers(0, c, n).astype(np.int64)
+  logp = np.asarray(jax.nn.log_softmax(f32(n, c), -1))
+  probs = np.asarray(jax.nn.softmax(f32(n, c), -1))
+  ml = np.full((n, c), -1, np.int64)
+  ml[:, :3] = np.stack([rng.choice(c, 3, replace=False) for _ in range(n)])
+  out = {
+      "l1_loss": ([f32(n, d), f32(n, d)], (), {}, (0,)),
+      "mse_loss": ([f32(n, d), f32(n, d)], (), {}, (0,)),
+      "smooth_l1_loss": ([f32(n, d), f32(n, d)], (), {}, (0,)),
+      "huber_loss": ([f32(n, d), f32(n, d)], (), {}, (0,)),
+      "poisson_nll_loss": ([f32(n, d), rng.poisson(2.0, (n, d)).astype(np.float32)], (), {}, (0,)),
+      "gaussian_nll_loss": ([f32(n, d), f32(n, d), u(n, d)], (), {}, (0, 2)),
+      "cross_entropy": ([f32(n, c), idx], (), {}, (0,)),
+      "cross_entropy (probs, smoothing)": ([f32(n, c), probs], (), {"label_smoothing": 0.1}, (0,)),
+      "nll_loss": ([logp, idx], (), {}, (0,)),
+      "binary_cross_entropy": ([u(n, c), u(n, c)], (), {}, (0,)),
+      "binary_cross_entropy_with_logits": ([f32(n, c), u(n, c), u(c) * 3], ("pos_weight",), {}, (0,)),
+      "kl_div": ([logp, probs], (), {"reduction": "batchmean"}, (0,)),
+      "margin_ranking_loss": ([f32(n), f32(n), pm1(n)], (), {}, (0, 1)),
+      "hinge_embedding_loss": ([np.abs(f32(n, d)), pm1(n, d)], (), {}, (0,)),
+      "soft_margin_loss": ([f32(n, d), pm1(n, d)], (), {}, (0,)),
+      "multilabel_margin_loss": ([f32(n, c), ml], (), {}, (0,)),
+      "multilabel_soft_margin_loss": ([f32(n, c), (u(n, c) > 0.5).astype(np.float32)], (), {}, (0,)),
+      "multi_margin_loss": ([f32(n, c), idx], (), {}, (0,)),
+      "cosine_embedding_loss": ([f32(n, d), f32(n, d), pm1(n)], (), {}, (0, 1)),
+      "triplet_margin_loss": ([f32(n, d), f32(n, d), f32(n, d)], (), {}, (0, 1, 2)),
+      "triplet_margin_with_distance_loss": ([f32(n, d), f32(n, d), f32(n, d)], (), {}, (0, 1, 2)),
+  }
+  if hasattr(L, "ctc_loss"):
+    lp = np.asarray(jax.nn.log_softmax(f32(t, n, c), -1))
+    targets = rng.integers(1, c, (n, s)).astype(np.int64)
+    in_len = np.full(n, t, np.int64)
+    tg_len = rng.integers(s // 2, s + 1, n).astype(np.int64)
+    out["ctc_loss"] = ([lp, targets, in_len, tg_len], (), {}, (0,))
+  return out
+
+
+def _loss_name(label: str) -> str:
+  return label.split(" ")[0]
+
+
+def time_call(fn, *, min_time=0.2, repeats=7) -> float:
+  """Median seconds per call, after a warm-up call."""
+  fn()
+  start, calls = time.perf_counter(), 0
+  while time.perf_counter() - start < min_time / repeats:
+    fn()
+    calls += 1
+  inner = max(1, calls)
+  samples = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    for _ in range(inner):
+      fn()
+    samples.append((time.perf_counter() - t0) / inner)
+  return statistics.median(samples)
+
+
+def jax_runner(name, args, array_kw, kw, grad):
+  loss = getattr(L, name)
+  n_pos = len(args) - len(array_kw)
+
+  def f(*a):
+    return loss(*a[:n_pos], **dict(zip(array_kw, a[n_pos:])), **kw)
+
+  step = jax.jit(jax.value_and_grad(f, argnums=grad))
+  jargs = [jnp.asarray(a) for a in args]
+  t0 = time.perf_counter()
+  jax.block_until_ready(step(*jargs))
+  compile_s = time.perf_counter() - t0
+  return (lambda: jax.block_until_ready(step(*jargs))), compile_s
+
+
+def torch_runner(name, args, array_kw, kw, grad):
+  loss = getattr(F, name)
+  n_pos = len(args) - len(array_kw)
+  targs = [torch.from_numpy(a) for a in args]
+  for i in grad:
+    targs[i].requires_grad_(True)
+  wrt = [targs[i] for i in grad]
+
+  def run():
+    value = loss(*targs[:n_pos], **dict(zip(array_kw, targs[n_pos:])), **kw)
+    return value, torch.autograd.grad(value, wrt)
+
+  return run
+
+
+def run(sizes) -> list[dict]:
+  rows = []
+  rng = np.random.default_rng(0)
+  for size in sizes:
+    for label, (args, array_kw, kw, grad) in specs(**SIZES[size], rng=rng).items():
+      name = _loss_name(label)
+      jfn, compile_s = jax_runner(name, args, array_kw, kw, grad)
+      tfn = torch_runner(name, args, array_kw, kw, grad)
+      tj, tt = time_call(jfn), time_call(tfn)
+      rows.append(dict(size=size, loss=label, torch_us=tt * 1e6, jax_us=tj * 1e6,
+                       ratio=tt / tj, compile_ms=compile_s * 1e3))
+      r = rows[-1]
+      print(f"{size:6} {label:36} torch {r['torch_us']:9.1f} us   jaxtrain {r['jax_us']:9.1f} us"
+            f"   ratio {r['ratio']:5.2f}x   compile {r['compile_ms']:6.0f} ms", flush=True)
+  return rows
+
+
+def markdown(rows) -> str:
+  cpu = "unknown CPU"
+  try:
+    with open("/proc/cpuinfo") as f:
+      cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+  except (OSError, StopIteration):
+    pass
+  lines = [
+      f"## Losses: value + gradient, jaxtrain vs torch ({datetime.date.today().isoformat()})",
+      "",
+      f"Machine: {cpu}, {os.cpu_count()} cores, {platform.system()} ({jax.default_backend()} "
+      f"backend); Python {platform.python_version()}, jax {jax.__version__}, "
+      f"torch {torch.__version__}. Command: `python benchmarks/bench_losses.py --write`.",
+      "Median time per call of value and gradient; ratio = torch / jaxtrain (above 1: jaxtrain "
+      "faster). Sizes: " + "; ".join(f"{k}: {v}" for k, v in SIZES.items()) + ".",
+      "",
+      "| size | loss | torch (us) | jaxtrain (us) | ratio | jaxtrain compile (ms) |",
+      "|---|---|---:|---:|---:|---:|",
+  ]
+  for r in rows:
+    lines.append(f"| {r['size']} | {r['loss']} | {r['torch_us']:.1f} | {r['jax_us']:.1f} | "
+                 f"{r['ratio']:.2f} | {r['compile_ms']:.0f} |")
+  slower = [r for r in rows if r["ratio"] < 1]
+  lines += ["", f"jaxtrain faster in {len(rows) - len(slower)} of {len(rows)} rows."]
+  if slower:
+    lines.append("Slower than torch: " + ", ".join(f"{r['loss']} ({r['size']}, {r['ratio']:.2f}x)"
+                                                 for r in slower) + ".")
+  return "\n".join(lines) + "\n"
+
+
+def write_results(section: str, path: str) -> None:
+  """Replaces this benchmark's section of RESULTS.md (or appends it)."""
+  header = "## Losses: value + gradient"
+  text = open(path).read() if os.path.exists(path) else "# Benchmark results\n\n"
+  start = text.find(header)
+  if start >= 0:
+    end = text.find("\n## ", start + 1)
+    text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
+  else:
+    text = text.rstrip("\n") + "\n\n" + section
+  with open(path, "w") as f:
+    f.write(text)
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--sizes", nargs="+", choices=sorted(SIZES), default=list(SIZES))
+  parser.add_argument("--write", action="store_true", help="record the table in RESULTS.md")
+  args = parser.parse_args(argv)
+  rows = run(args.sizes)
+  section = markdown(rows)
+  print()
+  print(section)
+  if args.write:
+    write_results(section, os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

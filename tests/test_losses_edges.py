@@ -1,0 +1,220 @@
+"""torch's edge cases, each against torch 2.13.0 (or, where jaxtrain deliberately
+differs, against the exact value, with the reason).
+
+Tolerance: rtol 1e-5, atol 1e-6 x scale (tests/oracle.py) unless stated.
+"""
+
+import functools
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import jaxtrain.losses as L
+from oracle import assert_close, compare_with_torch, to_torch
+
+
+def _both(name, **kw):
+  return functools.partial(getattr(L, name), **kw), functools.partial(getattr(F, name), **kw)
+
+
+# ------------------------------------------------------------------ every target ignored
+
+
+@pytest.mark.parametrize(
+    "name,smoothing", [("cross_entropy", 0.0), ("cross_entropy", 0.1), ("nll_loss", 0.0)]
+)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_every_target_ignored(name, reduction, smoothing, weighted):
+  # torch 2.13.0: 'mean' is NaN (0 / 0), 'sum' 0, gradients 0.
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal((4, 3)).astype(np.float32)
+  t = np.full((4,), -100, np.int64)
+  kw = {"reduction": reduction}
+  if smoothing:
+    kw["label_smoothing"] = smoothing
+  args = [x, t]
+  if weighted:
+    args.append(rng.uniform(0.5, 2, 3).astype(np.float32))
+  j, tt = _both(name, **kw)
+  jfn = (lambda x, t, w: j(x, t, weight=w)) if weighted else j
+  tfn = (lambda x, t, w: tt(x, t, weight=w)) if weighted else tt
+  value, _ = compare_with_torch(jfn, tfn, args)
+  if reduction == "mean":
+    assert np.isnan(value)
+
+
+# --------------------------------------------------------------------------- huge logits
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_cross_entropy_logits_1e4(smoothing):
+  # torch 2.13.0: finite losses and gradients for logits of +-1e4.
+  x = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, 1e4], [1e4, 1e4, -1e4]], np.float32)
+  t = np.array([0, 1, 2], np.int64)
+  j, tt = _both("cross_entropy", label_smoothing=smoothing, reduction="none")
+  value, _ = compare_with_torch(j, tt, [x, t])
+  assert np.all(np.isfinite(value))
+
+
+def test_cross_entropy_probabilities_logits_1e4():
+  # torch 2.13.0, class-probability targets.
+  x = np.array([[1e4, -1e4, 0.0], [-1e4, 3.0, 1e4]], np.float32)
+  q = np.array([[0.5, 0.25, 0.25], [0.0, 0.0, 1.0]], np.float32)
+  compare_with_torch(*_both("cross_entropy", reduction="sum"), [x, q], grad_argnums=(0, 1))
+
+
+@pytest.mark.parametrize("name", ["binary_cross_entropy_with_logits", "multilabel_soft_margin_loss"])
+def test_logistic_losses_logits_1e4(name):
+  # torch 2.13.0: both use log_sigmoid and stay finite at +-1e4.
+  x = np.array([[1e4, -1e4, 0.5], [-1e4, 1e4, -3.0]], np.float32)
+  y = np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0]], np.float32)
+  value, _ = compare_with_torch(*_both(name, reduction="none"), [x, y], grad_argnums=(0, 1))
+  assert np.all(np.isfinite(value))
+
+
+def test_soft_margin_overflow_is_finite():
+  # jaxtrain differs from torch on purpose: torch's log1p(exp(-y x)) overflows to inf
+  # for -y x >= ~89 (and its gradient to NaN); softplus gives the exact value -y x.
+  x = np.array([-1e4, 1e4, 0.5, 100.0], np.float32)
+  y = np.array([1.0, -1.0, 1.0, -1.0], np.float32)
+  torch_value = F.soft_margin_loss(to_torch(x), to_torch(y), reduction="none").numpy()
+  assert np.isinf(torch_value[[0, 1, 3]]).all()  # what torch gives
+  value = L.soft_margin_loss(x, y, reduction="none")
+  np.testing.assert_allclose(value, [1e4, 1e4, np.log1p(np.exp(-0.5)), 100.0], rtol=1e-6)
+  grad = jax.grad(lambda x: L.soft_margin_loss(x, y, reduction="sum"))(jnp.asarray(x))
+  np.testing.assert_allclose(grad, -y * jax.nn.sigmoid(-y * x), rtol=1e-6)
+
+
+# ------------------------------------------------------------- BCE probabilities 0 and 1
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_bce_probabilities_exactly_0_and_1(reduction):
+  # torch 2.13.0: logs clamped at -100 (loss 100 per wrong element); input gradient
+  # (x - y) / max(x (1 - x), 1e-12), huge but finite; target gradient -logit(x), +-inf.
+  p = np.array([0.0, 1.0, 0.0, 1.0, 0.5, 0.0], np.float32)
+  y = np.array([1.0, 0.0, 0.0, 1.0, 1.0, 0.5], np.float32)
+  value, torch_value = compare_with_torch(
+      *_both("binary_cross_entropy", reduction=reduction), [p, y], grad_argnums=(0, 1)
+  )
+  if reduction == "none":
+    np.testing.assert_allclose(value[:4], [100.0, 100.0, 0.0, 0.0])
+
+
+# -------------------------------------------------------------- Poisson, full, count 0
+
+
+def test_poisson_full_target_gradient_at_zero():
+  # Values and input gradients: torch 2.13.0. Target gradient: torch gives NaN at
+  # count 0 (its masked Stirling term still differentiates log(0)); jaxtrain gives
+  # the derivative of the masked loss, -input (log_input=True).
+  x = np.array([0.3, -0.2, 1.0, 0.5], np.float32)
+  y = np.array([0.0, 1.0, 3.0, 0.0], np.float32)
+  compare_with_torch(*_both("poisson_nll_loss", full=True, reduction="sum"), [x, y])
+  tx, ty = to_torch(x), to_torch(y, requires_grad=True)
+  F.poisson_nll_loss(tx, ty, full=True, reduction="sum").backward()
+  assert np.isnan(ty.grad.numpy()[[0, 3]]).all()  # what torch gives
+  grad_y = jax.grad(lambda y: L.poisson_nll_loss(x, y, full=True, reduction="sum"))(jnp.asarray(y))
+  stirling = np.log(3.0) + 0.5 / 3.0  # d/dy (y log y - y + log(2 pi y) / 2) at y = 3
+  np.testing.assert_allclose(grad_y, [-0.3, 0.2, -1.0 + stirling, -0.5], rtol=1e-6)
+
+
+# ---------------------------------------------------------------------- KL, zero target
+
+
+@pytest.mark.parametrize("reduction", ["batchmean", "sum", "none"])
+def test_kl_div_zero_probabilities(reduction):
+  # torch 2.13.0: 0 * log 0 = 0 in the value; input gradient -y.
+  logq = np.log(np.array([[0.2, 0.3, 0.5], [0.6, 0.2, 0.2]], np.float32))
+  y = np.array([[0.0, 0.5, 0.5], [1.0, 0.0, 0.0]], np.float32)
+  compare_with_torch(*_both("kl_div", reduction=reduction), [logq, y])
+
+
+# ------------------------------------------------------------------------- channels-last
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "nll_loss"])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_axis_channels_last(name, reduction):
+  # axis=-1 on (N, H, W, C) equals torch on the same data as (N, C, H, W).
+  rng = np.random.default_rng(1)
+  x = rng.standard_normal((2, 4, 3, 5)).astype(np.float32)  # N, H, W, C
+  t = rng.integers(0, 5, (2, 4, 3)).astype(np.int64)
+  w = rng.uniform(0.5, 2.0, 5).astype(np.float32)
+  compare_with_torch(
+      lambda x, t: getattr(L, name)(x, t, weight=w, reduction=reduction, axis=-1),
+      lambda x, t: getattr(F, name)(x.permute(0, 3, 1, 2).contiguous(), t, weight=torch.from_numpy(w),
+                                    reduction=reduction),
+      [x, t],
+  )
+
+
+def test_axis_channels_last_probabilities():
+  rng = np.random.default_rng(2)
+  x = rng.standard_normal((3, 4, 5)).astype(np.float32)  # N, L, C
+  q = np.asarray(jax.nn.softmax(rng.standard_normal((3, 4, 5)), -1), np.float32)
+  compare_with_torch(
+      lambda x, q: L.cross_entropy(x, q, label_smoothing=0.1, axis=-1),
+      lambda x, q: F.cross_entropy(x.transpose(1, 2), q.transpose(1, 2), label_smoothing=0.1),
+      [x, q],
+      grad_argnums=(0, 1),
+  )
+
+
+# ------------------------------------------------------------------------ ties at zero
+
+
+def test_hinge_ties_take_torch_gradient():
+  # torch's clamp_min passes the gradient where the hinge is exactly 0; multi_margin's
+  # kernel counts only z > 0. Both checked against torch 2.13.0.
+  x = np.array([1.0, 2.0, 0.5], np.float32)
+  compare_with_torch(*_both("margin_ranking_loss", reduction="sum"),
+                     [x, x.copy(), np.ones(3, np.float32)], grad_argnums=(0, 1))
+  scores = np.array([[1.0, 0.0, 2.0], [0.0, 1.0, 0.0]], np.float32)  # z == 0 at [0, 1]
+  compare_with_torch(*_both("multi_margin_loss"), [scores, np.array([0, 1])])
+
+
+# --------------------------------------------------------------------------- misc torch
+
+
+def test_elementwise_broadcast_warns_like_torch():
+  x, y = np.ones((3, 4), np.float32), np.arange(4, dtype=np.float32)
+  for name in ("l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss"):
+    with pytest.warns(UserWarning, match="target size"):
+      value = getattr(L, name)(x, y)
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore")
+      expected = getattr(F, name)(to_torch(x), to_torch(y)).item()
+    np.testing.assert_allclose(value, expected, rtol=1e-6)
+
+
+def test_gaussian_nll_float_var():
+  # torch 2.13.0 accepts a Python float variance.
+  x, y = np.array([0.5, -1.0, 2.0], np.float32), np.array([0.0, 0.0, 1.0], np.float32)
+  compare_with_torch(
+      lambda x, y: L.gaussian_nll_loss(x, y, 0.7, full=True),
+      lambda x, y: F.gaussian_nll_loss(x, y, 0.7, full=True),
+      [x, y],
+      grad_argnums=(0, 1),
+  )
+
+
+def test_out_of_range_class_under_jit_is_nan():
+  # Concrete arrays raise (test_losses_errors.py); under jit the value cannot be
+  # checked, and a NaN says so instead of a clamped, plausible number.
+  x = jnp.zeros((2, 3))
+  value = jax.jit(L.cross_entropy)(x, jnp.array([0, 7]))
+  assert np.isnan(value)
+
+
+def test_default_reduction_is_mean_for_every_loss():
+  rng = np.random.default_rng(3)
+  x, y = rng.standard_normal((4, 3)).astype(np.float32), rng.uniform(size=(4, 3)).astype(np.float32)
+  assert_close(L.mse_loss(x, y), F.mse_loss(to_torch(x), to_torch(y)).numpy())
+  assert_close(L.mse_loss(x, y), np.mean((x - y) ** 2))

@@ -1,0 +1,92 @@
+"""Every loss under jax.vmap and in bfloat16/float16, against torch 2.13.0.
+
+(jax.jit and jax.vjp are exercised by every parity test through oracle.compare_with_torch.)
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+from loss_cases import classification_cases, ranking_cases, regression_cases
+from oracle import assert_close, to_torch
+
+
+def _representatives():
+  """One 'mean' case per loss, with its array options (weight, ...) if it has any."""
+  chosen = {}
+  for case in regression_cases() + classification_cases() + ranking_cases():
+    if case.kw.get("reduction") != "mean":
+      continue
+    best = chosen.get(case.name)
+    if best is None or len(case.array_kw) > len(best.array_kw):
+      chosen[case.name] = case
+  return list(chosen.values())
+
+
+CASES = _representatives()
+IDS = [c.name for c in CASES]
+
+
+def test_every_loss_is_represented():
+  import jaxtrain.losses as L
+
+  names = {n for n in dir(L) if n.endswith("_loss") or n in ("cross_entropy", "kl_div")}
+  names.discard("ctc_loss")  # tested in test_losses_sequence.py
+  assert names <= set(IDS), names - set(IDS)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_vmap_equals_per_example_calls(case):
+  batch = 3
+
+  def perturb(a):
+    # Shrinking keeps probabilities in [0, 1] and variances positive.
+    if np.issubdtype(np.asarray(a).dtype, np.floating):
+      return np.stack([a * (1 - 0.1 * i) for i in range(batch)])
+    return np.stack([a] * batch)
+
+  stacked = [perturb(a) for a in case.args]
+  vmapped = jax.vmap(case.jax_fn)(*map(jnp.asarray, stacked))
+  looped = np.stack([np.asarray(case.jax_fn(*[s[i] for s in stacked])) for i in range(batch)])
+  np.testing.assert_allclose(vmapped, looped, rtol=1e-6, atol=1e-6)
+
+
+# Half precision: the value within a few units of the last place of the half type,
+# relative to torch computing in that type (torch rounds intermediates; jaxtrain
+# computes in float32 and rounds once).
+HALF_RTOL = {"bfloat16": 2e-2, "float16": 2e-3}
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_half_precision_dtype_and_value(case, dtype):
+  jdt, tdt = jnp.dtype(dtype), getattr(torch, dtype)
+
+  def cast(a):
+    a = np.asarray(a)
+    return jnp.asarray(a, jdt) if np.issubdtype(a.dtype, np.floating) else jnp.asarray(a)
+
+  jargs = [cast(a) for a in case.args]
+  value = case.jax_fn(*jargs)
+  # Integer targets go to torch as the int64 they were made as.
+  targs = [
+      to_torch(np.asarray(j, np.float32)).to(tdt) if jnp.issubdtype(j.dtype, jnp.floating)
+      else to_torch(a)
+      for j, a in zip(jargs, case.args)
+  ]
+  try:
+    expected = case.torch_fn(*targs)
+    assert expected.dtype == tdt
+  except NotImplementedError:
+    # torch's CPU kernels of multi_margin_loss and multilabel_margin_loss have no
+    # half versions (its CUDA ones do, returning the input dtype): compare with
+    # torch in float32 on the same half-rounded inputs.
+    assert case.name in ("multi_margin_loss", "multilabel_margin_loss"), case.name
+    expected = case.torch_fn(*[t.float() if t.is_floating_point() else t for t in targs])
+  assert value.dtype == jdt, f"result dtype {value.dtype}, input dtype {dtype}"
+  assert_close(value.astype(jnp.float32), expected.float().numpy(), rtol=HALF_RTOL[dtype],
+               atol=HALF_RTOL[dtype], what=dtype)
+  grads = jax.grad(lambda *a: case.jax_fn(*a).astype(jnp.float32))(*jargs)
+  assert grads.dtype == jdt

@@ -26,3 +26,4 @@ from jaxtrain.losses.regression import l1_loss
 from jaxtrain.losses.regression import mse_loss
 from jaxtrain.losses.regression import poisson_nll_loss
 from jaxtrain.losses.regression import smooth_l1_loss
+from jaxtrain.losses.sequence import ctc_loss

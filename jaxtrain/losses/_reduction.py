@@ -91,3 +91,8 @@ def as_float(*arrays, names: Sequence[str]):
   """
   out_dtype, compute = float_dtypes(*arrays, names=names)
   return tuple(jnp.asarray(a, compute) for a in arrays), out_dtype
+
+
+def as_labels(target, dtype) -> jax.Array:
+  """±1 label targets may be integer or floating; returns them in ``dtype``."""
+  return jnp.asarray(target).astype(dtype)

@@ -21,7 +21,7 @@ from jaxtrain.losses._checks import (
     gather_classes,
     is_concrete,
 )
-from jaxtrain.losses._reduction import as_float, float_dtypes, reduce_loss
+from jaxtrain.losses._reduction import as_float, as_labels, float_dtypes, reduce_loss
 
 
 def _class_axis(ndim: int, axis: int | None, loss: str) -> int:
@@ -332,11 +332,6 @@ def kl_div(input, target, *, reduction: str = "mean", log_target: bool = False) 
   )
 
 
-def _labels(target, dtype):
-  """±1 label targets may be integer or floating; compute in the inputs' dtype."""
-  return jnp.asarray(target).astype(dtype)
-
-
 def soft_margin_loss(input, target, *, reduction: str = "mean") -> jax.Array:
   r"""Two-class logistic loss, ``torch.nn.functional.soft_margin_loss``.
 
@@ -356,7 +351,7 @@ def soft_margin_loss(input, target, *, reduction: str = "mean") -> jax.Array:
     finite gradient where torch's is NaN. Elsewhere the two agree.
   """
   (input,), out_dtype = as_float(input, names=("input",))
-  loss = jax.nn.softplus(-_labels(target, input.dtype) * input)
+  loss = jax.nn.softplus(-as_labels(target, input.dtype) * input)
   return reduce_loss(loss, reduction, out_dtype=out_dtype)
 
 

@@ -11,18 +11,13 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxtrain.losses._reduction import as_float, reduce_loss
+from jaxtrain.losses._reduction import as_float, as_labels, reduce_loss
 
 
 def _clamp_min0(z: jax.Array) -> jax.Array:
   # torch's clamp_min(z, 0): its gradient passes where z >= 0, including z == 0
   # (jnp.maximum would split it in half there).
   return jnp.where(z >= 0, z, 0.0)
-
-
-def _labels(target, dtype):
-  """±1 label targets may be integer or floating; compute in the inputs' dtype."""
-  return jnp.asarray(target).astype(dtype)
 
 
 def _same_ndim(loss: str, **arrays) -> None:
@@ -55,7 +50,7 @@ def margin_ranking_loss(
   if jnp.issubdtype(jnp.result_type(target), jnp.floating):
     (target,), _ = as_float(target, names=("target",))
   else:
-    target = _labels(target, input1.dtype)
+    target = as_labels(target, input1.dtype)
   loss = _clamp_min0(-target * (input1 - input2) + margin)
   return reduce_loss(loss, reduction, out_dtype=out_dtype)
 

@@ -1,0 +1,57 @@
+"""torch's parameter groups: different optimizers for different parts of the tree.
+
+torch::
+
+  torch.optim.Adam([{"params": model.parameters()},
+                    {"params": gru.parameters(), "lr": 1e-3, "weight_decay": 1e-4}],
+                   lr=1e-2)
+
+jaxtrain, with the parameters in one pytree ``{"model": ..., "gru": ...}``::
+
+  param_groups({"model": "model", "gru": "gru"},
+               {"model": adam(lr=1e-2), "gru": adam(lr=1e-3, weight_decay=1e-4)})
+
+Each group gets its own optimizer (any hyper-parameter may differ, as in torch,
+and even the algorithm). Each group's state, and its schedule count, advance on
+every update, as torch's groups all step together. Parameters torch's optimizer
+was not given map to a group with ``optax.set_to_zero()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any
+
+import jax
+import optax
+
+
+def param_groups(
+    labels: Any | Callable[[Any], Any],
+    optimizers: Mapping[Hashable, optax.GradientTransformation],
+) -> optax.GradientTransformation:
+  """One optimizer per parameter group, as torch's ``param_groups``.
+
+  Built on ``optax.partition``: every leaf of the parameter tree is routed to the
+  optimizer of its label, which sees (and keeps state for) only its own leaves.
+
+  Args:
+    labels: a pytree of group labels with the structure of the parameters, or a
+      prefix of it (``{"model": "a", "gru": "b"}`` labels every leaf under
+      ``"model"`` with ``"a"``), or a function from the parameters to such a tree.
+    optimizers: the optimizer of each label (e.g. :func:`jaxtrain.optim.adam`).
+
+  Returns:
+    An ``optax.GradientTransformation``.
+
+  Raises:
+    ValueError: when a label has no optimizer.
+  """
+  if not callable(labels):
+    unknown = {leaf for leaf in jax.tree.leaves(labels)} - set(optimizers)
+    if unknown:
+      raise ValueError(
+          f"labels {sorted(map(repr, unknown))} have no optimizer; "
+          f"optimizers are given for {sorted(map(repr, optimizers))}"
+      )
+  return optax.partition(dict(optimizers), labels)

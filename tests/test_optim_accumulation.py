@@ -1,0 +1,131 @@
+"""Gradient accumulation (jaxtrain.optim.accumulate).
+
+Claim: k micro-batches of size b, each with a mean-reduced loss, accumulated by
+``accumulate(opt, k)``, give the update of one batch of k * b. References: the
+big-batch update of the same jaxtrain optimizer, and torch 2.13.0's usual
+accumulation loop (``(loss / k).backward()`` per micro-batch, ``optimizer.step()``
+every k) with ``torch.optim.SGD`` / ``torch.optim.Adam``.
+
+Tolerance: ``rtol=1e-5``, ``atol=1e-6 * max(1, max|p|)`` (``oracle.assert_close``).
+The model is a linear softmax classifier whose gradient entries are far from 0:
+Adam-type updates g / (|g| + eps) turn the float32 rounding between a summed
+and a one-batch gradient into an O(lr) difference for an entry within ~eps of 0.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import torch
+from oracle import assert_close
+
+from jaxtrain.optim import accumulate
+from jaxtrain.optim import adagrad
+from jaxtrain.optim import adam
+from jaxtrain.optim import adamw
+from jaxtrain.optim import rmsprop
+from jaxtrain.optim import sgd
+from jaxtrain.optim import step_lr
+
+K, B, UPDATES = 4, 8, 6
+FEATURES, CLASSES = 16, 5
+
+
+def data(seed=0):
+  rng = np.random.default_rng(seed)
+  x = rng.standard_normal((UPDATES, K * B, FEATURES)).astype(np.float32) + 0.5
+  y = rng.integers(0, CLASSES, (UPDATES, K * B))
+  params = {
+      "w": jnp.asarray(0.1 * rng.standard_normal((FEATURES, CLASSES)), jnp.float32),
+      "b": jnp.zeros(CLASSES, jnp.float32),
+  }
+  return x, y, params
+
+
+def mean_cross_entropy(params, x, y):
+  logits = x @ params["w"] + params["b"]
+  return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=1))
+
+
+grad_fn = jax.jit(jax.grad(mean_cross_entropy))
+
+
+def jit_step(opt):
+  """One jitted (gradient, update, apply) step of ``opt`` on a batch."""
+
+  @jax.jit
+  def step(params, state, x, y):
+    updates, state = opt.update(grad_fn(params, x, y), state, params)
+    return optax.apply_updates(params, updates), state
+
+  return step
+
+OPTIMIZERS = {
+    "sgd": lambda: sgd(lr=0.5, momentum=0.9, weight_decay=0.01),
+    "rmsprop": lambda: rmsprop(lr=0.01, momentum=0.5, centered=True),
+    "adam": lambda: adam(lr=0.05, weight_decay=0.01, amsgrad=True),
+    "adamw": lambda: adamw(lr=0.05),
+    "adagrad": lambda: adagrad(lr=0.1, lr_decay=0.1),
+    "adam+step_lr": lambda: adam(lr=step_lr(0.05, step_size=2, gamma=0.5)),
+}
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_k_micro_batches_equal_one_big_batch(name):
+  x, y, params = data()
+  big_opt = OPTIMIZERS[name]()
+  acc_opt = accumulate(OPTIMIZERS[name](), K)
+  big_step, acc_step = jit_step(big_opt), jit_step(acc_opt)
+  big, acc = params, params
+  big_state, acc_state = big_opt.init(big), acc_opt.init(acc)
+  for u in range(UPDATES):
+    big, big_state = big_step(big, big_state, x[u], y[u])
+    for i in range(K):
+      micro = slice(i * B, (i + 1) * B)
+      before = acc
+      acc, acc_state = acc_step(acc, acc_state, x[u, micro], y[u, micro])
+      if i < K - 1:  # no update until the k-th micro-batch
+        assert_close(acc["w"], before["w"], rtol=0, atol=0, what="between updates")
+    assert_close(acc["w"], big["w"], what=f"{name}, update {u}: w")
+    assert_close(acc["b"], big["b"], what=f"{name}, update {u}: b")
+  assert float(jnp.max(jnp.abs(big["w"] - params["w"]))) > 1e-2
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_accumulation_matches_torchs_accumulation_loop(name):
+  """torch: (loss / k).backward() per micro-batch, optimizer.step() and scheduler.step() every k."""
+  x, y, params = data(seed=1)
+  linear = torch.nn.Linear(FEATURES, CLASSES)
+  with torch.no_grad():
+    linear.weight.copy_(torch.from_numpy(np.array(params["w"]).T))
+    linear.bias.copy_(torch.from_numpy(np.array(params["b"])))
+  if name == "sgd":
+    torch_opt = torch.optim.SGD(linear.parameters(), lr=0.5, momentum=0.9, dampening=0.1)
+    opt = accumulate(sgd(lr=step_lr(0.5, 2, 0.5), momentum=0.9, dampening=0.1), K)
+  else:
+    torch_opt = torch.optim.Adam(linear.parameters(), lr=0.05)
+    opt = accumulate(adam(lr=step_lr(0.05, 2, 0.5)), K)
+  scheduler = torch.optim.lr_scheduler.StepLR(torch_opt, step_size=2, gamma=0.5)
+  step = jit_step(opt)
+  state = opt.init(params)
+  for u in range(UPDATES):
+    for i in range(K):
+      micro = slice(i * B, (i + 1) * B)
+      loss = torch.nn.functional.cross_entropy(
+          linear(torch.from_numpy(x[u, micro])), torch.from_numpy(y[u, micro])
+      )
+      (loss / K).backward()
+      params, state = step(params, state, x[u, micro], y[u, micro])
+    torch_opt.step()
+    torch_opt.zero_grad()
+    scheduler.step()
+  assert_close(params["w"], linear.weight.detach().numpy().T, what="w")
+  assert_close(params["b"], linear.bias.detach().numpy(), what="b")
+
+
+def test_every_k_must_be_positive():
+  with pytest.raises(ValueError, match="every_k must be a positive integer"):
+    accumulate(sgd(0.1), 0)

@@ -117,7 +117,7 @@ def jax_runner(name, args, array_kw, kw, grad):
 def torch_runner(name, args, array_kw, kw, grad):
   loss = getattr(F, name)
   n_pos = len(args) - len(array_kw)
-  targs = [torch.from_numpy(a) for a in args]
+  targs = [torch.from_numpy(np.array(a)) for a in args]  # writable copies
   for i in grad:
     targs[i].requires_grad_(True)
   wrt = [targs[i] for i in grad]
@@ -176,9 +176,8 @@ def markdown(rows) -> str:
   return "\n".join(lines) + "\n"
 
 
-def write_results(section: str, path: str) -> None:
-  """Replaces this benchmark's section of RESULTS.md (or appends it)."""
-  header = "## Losses: value + gradient"
+def write_results(section: str, path: str, header: str = "## Losses: value + gradient") -> None:
+  """Replaces the section of RESULTS.md that starts with ``header`` (or appends it)."""
   text = open(path).read() if os.path.exists(path) else "# Benchmark results\n\n"
   start = text.find(header)
   if start >= 0:

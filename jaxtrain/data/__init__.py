@@ -1,0 +1,19 @@
+"""Datasets as numpy arrays in memory, and their minibatches.
+
+``load_dataset(name)`` returns a ``Dataset`` whose splits hold float32 images
+``(N, H, W, C)`` in ``[0, 1]`` and int32 labels; ``batches(split, ...)`` yields
+its minibatches in an order fixed by ``(seed, epoch)``.
+"""
+
+from jaxtrain.data.batching import Batches
+from jaxtrain.data.batching import batches
+from jaxtrain.data.batching import epoch_permutation
+from jaxtrain.data.batching import num_batches
+from jaxtrain.data.dataset import Dataset
+from jaxtrain.data.dataset import Split
+from jaxtrain.data.digits import digits
+from jaxtrain.data.sources import DATASETS
+from jaxtrain.data.sources import load_dataset
+from jaxtrain.data.synthetic import synthetic
+from jaxtrain.data.tfds_source import DatasetNotFoundError
+from jaxtrain.data.tfds_source import load_tfds_dataset

@@ -1,0 +1,48 @@
+"""Helpers shared by the models: torch's default initialisers, parameter counting."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+def torch_uniform(fan_in: int) -> nnx.Initializer:
+  """``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``: torch's default for Linear/Conv weights and biases.
+
+  ``nn.Linear`` and ``nn.Conv2d`` initialise weights with
+  ``kaiming_uniform_(a=sqrt(5))``, whose bound ``gain * sqrt(3 / fan_in)`` with
+  ``gain = sqrt(2 / (1 + 5))`` simplifies to ``1 / sqrt(fan_in)``; biases use the
+  same bound. ``fan_in`` is ``in_features`` for Linear, ``C_in * kh * kw`` for Conv2d.
+  """
+  bound = 1.0 / math.sqrt(fan_in)
+
+  def init(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return init
+
+
+def torch_linear(in_features: int, out_features: int, *, rngs: nnx.Rngs) -> nnx.Linear:
+  """``nn.Linear(in_features, out_features)`` with torch's default initialisation.
+
+  The kernel is stored ``(in, out)``, the transpose of torch's ``weight``.
+  """
+  init = torch_uniform(in_features)
+  return nnx.Linear(in_features, out_features, kernel_init=init, bias_init=init, rngs=rngs)
+
+
+def flatten(x: jax.Array) -> jax.Array:
+  """``(N, ...) -> (N, prod(...))``, torch's ``nn.Flatten()``."""
+  return x.reshape(x.shape[0], -1)
+
+
+def count_params(model: nnx.Module) -> int:
+  """Number of trainable scalars, as torch's ``sum(p.numel() for p in model.parameters())``.
+
+  Counts every ``nnx.Param`` of ``model`` (buffers and other variables are left out,
+  as torch's ``parameters()`` leaves out buffers).
+  """
+  return sum(int(leaf.size) for leaf in jax.tree.leaves(nnx.state(model, nnx.Param)))

@@ -1,0 +1,245 @@
+"""Convolution and max pooling that stay fast on XLA:CPU, also inside ``lax.scan``.
+
+Two channels-last (NHWC) primitives for the notes' CNN, numerically the same as
+``lax.conv_general_dilated`` and torch's ``F.max_pool2d``, written around three
+performance traps of XLA:CPU (measured with jaxlib 0.10.2; figures in
+``benchmarks/bench_ops.py``):
+
+* **Convolutions inside a while loop.** The trainer runs a whole epoch as one
+  ``lax.scan``. XLA's conv canonicalisation only rewrites top-level convolutions,
+  and autodiff emits the backward convolutions in non-canonical dimension orders
+  (input-gradient with swapped kernel dims, kernel-gradient with the batch as the
+  contraction), so inside a loop body they fall back to a naive loop emitter
+  (jax-ml/jax#12868): a whole training step of the notes' CNN runs 25-60x slower
+  in ``lax.scan`` than called step by step. :func:`conv2d` has a ``jax.custom_vjp``
+  whose backward pass is two canonical NHWC/HWIO forward convolutions plus
+  explicit transposes, which every XLA:CPU code path handles well.
+* **Max pooling's gradient.** ``lax.reduce_window`` differentiates into
+  ``select_and_scatter``, ~10x slower on CPU than pooling written as a reshape and
+  a max. :func:`max_pool2d` is that reshape, with a ``custom_vjp`` that routes the
+  gradient as torch does (to the first maximum of each window).
+* **Odd channel counts.** XLA:CPU's convolutions are 2-4x slower when a channel
+  count is odd (RGB's 3); :func:`conv2d` zero-pads such channels to even.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+Padding = int | str | Sequence[int] | Sequence[tuple[int, int]]
+
+_DIMS = ("NHWC", "HWIO", "NHWC")
+
+
+def _pads(padding: Padding, kernel_hw: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+  """``padding`` as explicit ``((top, bottom), (left, right))`` for a stride-1 conv."""
+  pads = _parse_pads(padding, kernel_hw)
+  if any(p < 0 for pair in pads for p in pair):
+    raise ValueError(f"padding={padding!r} is not valid; pads must be >= 0, as in torch")
+  return pads
+
+
+def _parse_pads(padding, kernel_hw):
+  if isinstance(padding, str):
+    mode = padding.upper()
+    if mode == "VALID":
+      return ((0, 0), (0, 0))
+    if mode == "SAME":
+      # torch's padding='same' (and XLA's SAME at stride 1): the extra row/column of an
+      # even kernel goes at the end.
+      return tuple(((k - 1) // 2, k - 1 - (k - 1) // 2) for k in kernel_hw)  # type: ignore[return-value]
+    raise ValueError(f"padding={padding!r} is not valid; expected an int, pairs, 'SAME' or 'VALID'")
+  if isinstance(padding, int):
+    return ((padding, padding), (padding, padding))
+  padding = tuple(padding)
+  if len(padding) == 2 and all(isinstance(p, int) for p in padding):  # torch's (ph, pw)
+    return ((padding[0], padding[0]), (padding[1], padding[1]))
+  if len(padding) == 2 and all(len(p) == 2 for p in padding):
+    return tuple((int(lo), int(hi)) for lo, hi in padding)  # type: ignore[return-value]
+  raise ValueError(f"padding={padding!r} is not valid; expected an int, pairs, 'SAME' or 'VALID'")
+
+
+def _conv(x, w, pads):
+  return lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=_DIMS)
+
+
+def _conv_padded(x, w, pads):
+  """Stride-1 conv whose (possibly negative) padding is split into a crop and a pad."""
+  # A negative pad (padding wider than kernel - 1 in the forward pass makes one in the
+  # backward pass) becomes a slice, so the convolution itself only sees pads >= 0.
+  crop = tuple(slice(max(-lo, 0), x.shape[1 + i] - max(-hi, 0)) for i, (lo, hi) in enumerate(pads))
+  if any(s.start or s.stop != x.shape[1 + i] for i, s in enumerate(crop)):
+    x = x[:, crop[0], crop[1], :]
+  return _conv(x, w, tuple((max(lo, 0), max(hi, 0)) for lo, hi in pads))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _conv_canonical(x, w, pads):
+  return _conv(x, w, pads)
+
+
+def _conv_canonical_fwd(x, w, pads):
+  return _conv(x, w, pads), (x, w)
+
+
+def _conv_canonical_bwd(pads, res, g):
+  x, w = res
+  kh, kw = w.shape[:2]
+  # d_input: a full correlation of the cotangent with the kernel flipped in space and
+  # with its in/out channels swapped (HWIO -> HW,O,I). Padding k - 1 - p on each side
+  # turns the forward's (lo, hi) into the transposed conv's.
+  w_t = jnp.flip(w, (0, 1)).transpose(0, 1, 3, 2)
+  dx_pads = ((kh - 1 - pads[0][0], kh - 1 - pads[0][1]), (kw - 1 - pads[1][0], kw - 1 - pads[1][1]))
+  dx = _conv_padded(g, w_t, dx_pads)
+  # d_kernel[u, v, i, o] = sum_{n,y,x} x_pad[n, y+u, x+v, i] * g[n, y, x, o]: a forward
+  # conv with the input channels as the "batch" (x as C,H,W,N) and the batch as the
+  # contraction (g as Ho,Wo,N,O, read as an HWIO kernel); its output (I,kh,kw,O)
+  # is transposed back to HWIO. Only these layouts stay canonical inside a loop.
+  dw = _conv(x.transpose(3, 1, 2, 0), g.transpose(1, 2, 0, 3), pads).transpose(1, 2, 0, 3)
+  return dx.astype(x.dtype), dw.astype(w.dtype)
+
+
+_conv_canonical.defvjp(_conv_canonical_fwd, _conv_canonical_bwd)
+
+
+def _even(c: int) -> int:
+  return c + 1 if c > 1 and c % 2 else c
+
+
+def conv2d(x: jax.Array, w: jax.Array, b: jax.Array | None = None, *, padding: Padding = 0) -> jax.Array:
+  """Stride-1 2-D convolution (cross-correlation, as torch's), channels-last.
+
+  The value equals ``lax.conv_general_dilated(x, w, (1, 1), padding,
+  dimension_numbers=('NHWC', 'HWIO', 'NHWC'))`` (plus ``b``); the gradient is
+  computed by a ``custom_vjp`` as canonical forward convolutions, so the op stays
+  fast inside ``lax.scan`` / ``fori_loop`` on CPU (see the module docstring).
+
+  Args:
+    x: input, shape ``(N, H, W, C_in)``.
+    w: kernel, shape ``(kh, kw, C_in, C_out)`` (HWIO). torch stores
+      ``(C_out, C_in, kh, kw)``: ``w = torch_w.permute(2, 3, 1, 0)``.
+    b: optional bias, shape ``(C_out,)``.
+    padding: zeros added around the image: an int (torch's ``padding=2``), a pair
+      ``(ph, pw)``, explicit ``((top, bottom), (left, right))``, ``'SAME'`` or
+      ``'VALID'``.
+
+  Returns:
+    Shape ``(N, H + top + bottom - kh + 1, W + left + right - kw + 1, C_out)``.
+
+  Note:
+    Stride and dilation are 1 and groups 1: all the notes' CNN uses.
+  """
+  if x.ndim != 4 or w.ndim != 4:
+    raise ValueError(f"conv2d expects x (N, H, W, C) and w (kh, kw, C_in, C_out), got {x.shape} and {w.shape}")
+  if x.shape[-1] != w.shape[2]:
+    raise ValueError(f"conv2d: x has {x.shape[-1]} channels but w expects {w.shape[2]} ({x.shape} vs {w.shape})")
+  pads = _pads(padding, w.shape[:2])
+  x, w = jnp.asarray(x), jnp.asarray(w)
+  dtype = jnp.result_type(x, w)
+  x, w = x.astype(dtype), w.astype(dtype)
+  # XLA:CPU's convolutions are 2-4x slower with an odd channel count above 1
+  # (measured, jaxlib 0.10.2: the CIFAR conv 3->32 at batch 64 takes 5.3 ms
+  # forward and 13.5 ms with its kernel gradient, 1.3 ms and 5.6 ms with the
+  # input zero-padded to 4 channels). Zero channels add exact zeros to every sum,
+  # and autodiff of the pad/slice returns the gradients of the real channels.
+  c_in, c_out = w.shape[2], w.shape[3]
+  c_in_even, c_out_even = _even(c_in), _even(c_out)
+  if c_in_even != c_in:
+    x = jnp.pad(x, ((0, 0), (0, 0), (0, 0), (0, c_in_even - c_in)))
+  if (c_in_even, c_out_even) != (c_in, c_out):
+    w = jnp.pad(w, ((0, 0), (0, 0), (0, c_in_even - c_in), (0, c_out_even - c_out)))
+  y = _conv_canonical(x, w, pads)
+  if c_out_even != c_out:
+    y = y[..., :c_out]
+  if b is not None:
+    y = y + b.astype(y.dtype)
+  return y
+
+
+def _windows(x: jax.Array, window: int) -> jax.Array:
+  """``(N, H, W, C)`` cropped to multiples of ``window``, as ``(N, Ho, k, Wo, k, C)``."""
+  n, h, w, c = x.shape
+  ho, wo = h // window, w // window
+  x = x[:, : ho * window, : wo * window, :]  # floor mode: torch drops the remainder
+  return x.reshape(n, ho, window, wo, window, c)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _max_pool(x, window):
+  return jnp.max(_windows(x, window), axis=(2, 4))
+
+
+def _first_argmax(xw, y, window):
+  """Index ``dy * k + dx`` of the window element torch's max_pool2d picks, row-major."""
+  # torch's CPU kernel scans the window in row-major order and takes an element when
+  # ``val > maxval || isnan(val)``: the first of tied maxima, but the last NaN.
+  # Both rules in one forward pass of elementwise selects (fused by XLA).
+  idx = jnp.zeros(y.shape, jnp.int8 if window * window < 128 else jnp.int32)
+  found = jnp.zeros(y.shape, bool)
+  for j in range(window * window):
+    xj = xw[:, :, j // window, :, j % window, :]
+    is_max = xj == y
+    idx = jnp.where((is_max & ~found) | jnp.isnan(xj), jnp.asarray(j, idx.dtype), idx)
+    found = found | is_max
+  return idx
+
+
+def _max_pool_fwd(x, window):
+  xw = _windows(x, window)
+  y = jnp.max(xw, axis=(2, 4))
+  # The residual is the argmax (int8, a quarter of the pooled output's bytes for
+  # float32), not the input: cheaper to keep across a long scan body.
+  return y, (_first_argmax(xw, y, window), x.shape)
+
+
+def _max_pool_bwd(window, res, g):
+  idx, shape = res
+  n, h, w, c = shape
+  ho, wo = idx.shape[1], idx.shape[2]
+  # Scatter as a dense select: row dy of every window is the stack over dx of
+  # where(idx == dy*k + dx, g, 0); XLA fuses the selects, stacks and reshapes.
+  rows = []
+  for dy in range(window):
+    cols = [jnp.where(idx == dy * window + dx, g, jnp.zeros((), g.dtype)) for dx in range(window)]
+    rows.append(jnp.stack(cols, axis=3).reshape(n, ho, wo * window, c))
+  dx_ = jnp.stack(rows, axis=2).reshape(n, ho * window, wo * window, c)
+  if (ho * window, wo * window) != (h, w):  # the cropped remainder gets no gradient
+    dx_ = jnp.pad(dx_, ((0, 0), (0, h - ho * window), (0, w - wo * window), (0, 0)))
+  return (dx_,)
+
+
+_max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
+
+
+def max_pool2d(x: jax.Array, window: int = 2) -> jax.Array:
+  """Max pooling with stride = window, channels-last; torch's ``F.max_pool2d(x, k)``.
+
+  Written as a reshape and a max, not ``lax.reduce_window``: on XLA:CPU the latter's
+  gradient (``select_and_scatter``) is ~10x slower.
+
+  Args:
+    x: shape ``(N, H, W, C)``.
+    window: the square window ``k`` and its stride.
+
+  Returns:
+    Shape ``(N, H // k, W // k, C)``. As torch's default ``ceil_mode=False``, rows
+    and columns past the last full window are dropped (and get zero gradient).
+
+  Note:
+    The gradient goes to the first maximum of each window in row-major order
+    (to the last NaN if the window holds NaNs), as torch's CPU kernel does.
+    Plain ``jnp.max`` would split it equally among tied elements, which differs
+    from torch after a ReLU, where windows of zeros tie.
+  """
+  if x.ndim != 4:
+    raise ValueError(f"max_pool2d expects x of shape (N, H, W, C), got {x.shape}")
+  if not isinstance(window, int) or window < 1:
+    raise ValueError(f"max_pool2d: window must be a positive int, got {window!r}")
+  if x.shape[1] < window or x.shape[2] < window:
+    raise ValueError(f"max_pool2d: window {window} is larger than the image {x.shape[1:3]}")
+  return _max_pool(x, window)

@@ -1,0 +1,190 @@
+"""The compiled training step: loss, gradient, optimizer update and metrics in one XLA program.
+
+The model (a Flax NNX module) is split once into a static graph definition and
+pytrees of state; the step is a pure function of a :class:`TrainState` and a batch,
+jit-compiled with the old state donated, so each update reuses its buffers::
+
+  state = create_train_state(model, optimizer)
+  train_step = make_train_step(model, cross_entropy, optimizer)
+  state, metrics = train_step(state, (images, labels))
+
+``metrics`` stay on the device (sums, not means, so that they add up over an
+epoch); fetch them only when logging. ``make_epoch`` runs a whole epoch as one
+program: a ``lax.scan`` of the same step over batches gathered on the device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+LossFn = Callable[..., jax.Array]  # loss(logits, labels, *, reduction) -> scalar
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a training step reads and writes: a pytree.
+
+  Attributes:
+    params: the model's ``nnx.Param`` state.
+    model_state: the model's other state (batch statistics, RNG counters); may be empty.
+    opt_state: the optimizer's state.
+    step: the number of updates made, an int32 scalar.
+  """
+
+  params: Any
+  model_state: Any
+  opt_state: Any
+  step: jax.Array
+
+
+def create_train_state(model: nnx.Module, optimizer: optax.GradientTransformation) -> TrainState:
+  """The initial state of ``model`` trained by ``optimizer``."""
+  _, params, model_state = nnx.split(model, nnx.Param, ...)
+  # Copies: the train step donates the state's buffers, which must not be the
+  # model's own (the caller's model stays usable).
+  params, model_state = jax.tree.map(jnp.copy, (params, model_state))
+  return TrainState(
+      params=params,
+      model_state=model_state,
+      opt_state=optimizer.init(params),
+      step=jnp.zeros((), jnp.int32),
+  )
+
+
+def merge_model(model: nnx.Module, state: TrainState) -> nnx.Module:
+  """A copy of ``model`` holding the parameters and state of ``state``."""
+  graphdef, _, _ = nnx.split(model, nnx.Param, ...)
+  return nnx.merge(graphdef, state.params, state.model_state)
+
+
+def _graphdef(model: nnx.Module, *, train: bool):
+  """The static graph of ``model`` in training or evaluation mode (dropout, batch norm).
+
+  Works on a clone: the caller's model keeps its mode.
+  """
+  clone = nnx.clone(model)
+  clone.train() if train else clone.eval()
+  return nnx.split(clone, nnx.Param, ...)[0]
+
+
+def _check_reduction(reduction: str) -> None:
+  if reduction not in ("mean", "sum"):
+    raise ValueError(
+        f"reduction={reduction!r} is not valid for training; expected 'mean' or 'sum' "
+        "(the loss must be a scalar)"
+    )
+
+
+def _batch_metrics(loss, logits, labels, reduction: str) -> dict[str, jax.Array]:
+  """Sums over the batch: they add up over an epoch, whatever the batch sizes."""
+  count = labels.shape[0]
+  return {
+      # The loss as returned (a batch mean for 'mean'): the notes' running_loss adds these.
+      "loss": loss,
+      # The summed per-example loss: train loss = loss_sum / count, as d2l's train_ch3.
+      "loss_sum": loss * count if reduction == "mean" else loss,
+      "correct": jnp.sum(jnp.argmax(logits, axis=-1) == labels),
+      "count": jnp.asarray(count, jnp.int32),
+  }
+
+
+def _step_fn(model: nnx.Module, loss_fn: LossFn, optimizer, reduction: str):
+  """The pure, un-jitted step on ``model``'s training-mode graph."""
+  _check_reduction(reduction)
+  graphdef = _graphdef(model, train=True)
+
+  def loss_and_aux(params, model_state, images, labels):
+    net = nnx.merge(graphdef, params, model_state)
+    logits = net(images)
+    loss = loss_fn(logits, labels, reduction=reduction)
+    return loss, (logits, nnx.state(net, nnx.Not(nnx.Param)))
+
+  def step(state: TrainState, batch) -> tuple[TrainState, dict[str, jax.Array]]:
+    images, labels = batch
+    (loss, (logits, model_state)), grads = jax.value_and_grad(loss_and_aux, has_aux=True)(
+        state.params, state.model_state, images, labels
+    )
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    new_state = TrainState(params, model_state, opt_state, state.step + 1)
+    return new_state, _batch_metrics(loss, logits, labels, reduction)
+
+  return step
+
+
+def make_train_step(
+    model: nnx.Module, loss_fn: LossFn, optimizer: optax.GradientTransformation,
+    *, reduction: str = "mean",
+):
+  """``train_step(state, (images, labels)) -> (state, metrics)``, jit-compiled.
+
+  Args:
+    model: the NNX model (its structure; its values come from ``state``).
+    loss_fn: a ``jaxtrain.losses`` function of ``(logits, labels, reduction=...)``.
+    optimizer: any optax transformation (``jaxtrain.optim.sgd(...)``, ...).
+    reduction: ``'mean'`` or ``'sum'``: the loss the gradient is taken of. With
+      ``'sum'`` the gradient is ``batch_size`` times larger (see the README).
+
+  Returns:
+    The compiled step. The input ``state`` is donated: do not use it afterwards.
+    ``metrics`` holds ``loss`` (as the loss function returned it), ``loss_sum``,
+    ``correct`` and ``count``, on the device.
+  """
+  return jax.jit(_step_fn(model, loss_fn, optimizer, reduction), donate_argnums=0)
+
+
+def make_epoch(
+    model: nnx.Module, loss_fn: LossFn, optimizer: optax.GradientTransformation,
+    *, reduction: str = "mean",
+):
+  """``epoch(state, images, labels, order) -> (state, metrics)``: a whole epoch, one program.
+
+  ``order`` is an ``(num_batches, batch_size)`` int array of example indices (the
+  epoch's shuffled order); each scan iteration gathers its batch from ``images``
+  and ``labels``, which stay on the device across epochs. Returns the metrics
+  summed over the epoch, plus ``batch_loss``: each batch's loss, ``(num_batches,)``.
+  """
+  step = _step_fn(model, loss_fn, optimizer, reduction)
+
+  def epoch(state, images, labels, order):
+    def body(state, idx):
+      state, metrics = step(state, (images[idx], labels[idx]))
+      return state, metrics
+
+    state, per_batch = jax.lax.scan(body, state, order)
+    totals = {k: jnp.sum(v) for k, v in per_batch.items()}
+    totals["batch_loss"] = per_batch["loss"]
+    return state, totals
+
+  return jax.jit(epoch, donate_argnums=0)
+
+
+def make_eval_step(model: nnx.Module, loss_fn: LossFn):
+  """``eval_step(state, (images, labels, mask)) -> metrics``: loss and accuracy, no gradient.
+
+  The model runs in evaluation mode. ``mask`` (``(batch,)`` of 0/1) marks real
+  examples, so a final partial batch can be padded to the compiled size. Returns
+  ``loss_sum`` (the summed per-example loss), ``correct`` and ``count``.
+  """
+  graphdef = _graphdef(model, train=False)
+
+  def eval_step(state: TrainState, batch) -> dict[str, jax.Array]:
+    images, labels, mask = batch
+    net = nnx.merge(graphdef, state.params, state.model_state)
+    logits = net(images)
+    per_example = loss_fn(logits, labels, reduction="none")
+    mask = mask.astype(per_example.dtype)
+    return {
+        "loss_sum": jnp.sum(per_example * mask),
+        "correct": jnp.sum((jnp.argmax(logits, axis=-1) == labels) * mask),
+        "count": jnp.sum(mask),
+    }
+
+  return jax.jit(eval_step)

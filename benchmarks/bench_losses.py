@@ -146,19 +146,24 @@ def run(sizes) -> list[dict]:
   return rows
 
 
-def markdown(rows) -> str:
+def machine() -> str:
+  """The machine and versions, for a results table's header."""
   cpu = "unknown CPU"
   try:
     with open("/proc/cpuinfo") as f:
       cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
   except (OSError, StopIteration):
     pass
+  return (f"Machine: {cpu}, {os.cpu_count()} cores, {platform.system()} ({jax.default_backend()} "
+          f"backend); Python {platform.python_version()}, jax {jax.__version__}, "
+          f"torch {torch.__version__}.")
+
+
+def markdown(rows) -> str:
   lines = [
       f"## Losses: value + gradient, jaxtrain vs torch ({datetime.date.today().isoformat()})",
       "",
-      f"Machine: {cpu}, {os.cpu_count()} cores, {platform.system()} ({jax.default_backend()} "
-      f"backend); Python {platform.python_version()}, jax {jax.__version__}, "
-      f"torch {torch.__version__}. Command: `python benchmarks/bench_losses.py --write`.",
+      f"{machine()} Command: `python benchmarks/bench_losses.py --write`.",
       "Median time per call of value and gradient; ratio = torch / jaxtrain (above 1: jaxtrain "
       "faster). Sizes: " + "; ".join(f"{k}: {v}" for k, v in SIZES.items()) + ".",
       "",

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import sys
 import time
 
@@ -31,6 +30,9 @@ from flax import nnx
 import jaxtrain.losses as L
 from jaxtrain import models, optim
 from jaxtrain.train_step import create_train_state, make_epoch, make_train_step
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_losses import machine, write_results  # noqa: E402
 
 CASES = {
     # name: (batch, image shape (H, W, C), jaxtrain model, torch model)
@@ -151,20 +153,12 @@ def run(names, steps):
 
 
 def markdown(rows, steps) -> str:
-  cpu = "unknown CPU"
-  try:
-    with open("/proc/cpuinfo") as f:
-      cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-  except (OSError, StopIteration):
-    pass
   lines = [
       f"## Training throughput: torch eager vs jaxtrain per-step vs scan-epoch "
       f"({datetime.date.today().isoformat()})",
       "",
-      f"Machine: {cpu}, {os.cpu_count()} cores ({jax.default_backend()} backend); Python "
-      f"{platform.python_version()}, jax {jax.__version__}, torch {torch.__version__}. "
-      f"Command: `python benchmarks/bench_train.py --write` ({steps} SGD steps per contender, "
-      "random data, default threads, no allocator tuning).",
+      f"{machine()} Command: `python benchmarks/bench_train.py --write` ({steps} SGD steps per "
+      "contender, random data, default threads, no allocator tuning).",
       "First step: torch's first step; jaxtrain per-step's compile + first step; scan-epoch's "
       "compile + one whole epoch.",
       "",
@@ -188,9 +182,6 @@ def main(argv=None) -> int:
   print()
   print(section)
   if args.write:
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from bench_losses import write_results
-
     write_results(section, os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"),
                   header="## Training throughput")
   return 0

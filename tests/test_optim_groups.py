@@ -29,12 +29,7 @@ from jaxtrain.optim import step_lr
 STEPS = 100
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-  threads = torch.get_num_threads()
-  torch.set_num_threads(1)
-  yield
-  torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def two_models(seed=0):

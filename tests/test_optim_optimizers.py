@@ -140,12 +140,7 @@ ALL_RAW = [(n, k, None) for n, k in CONFIGS] + list(SCHEDULED_CONFIGS)
 ALL = [pytest.param(n, k, s, id=_id(n, k, s)) for n, k, s in ALL_RAW]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-  threads = torch.get_num_threads()
-  torch.set_num_threads(1)
-  yield
-  torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_pair(name, kwargs, schedule, torch_params):

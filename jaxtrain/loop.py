@@ -9,6 +9,7 @@ over examples, train accuracy, test accuracy) and what the notes print
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Callable
 
@@ -21,7 +22,9 @@ from flax import nnx
 import jaxtrain.losses as L
 import jaxtrain.optim as optim
 from jaxtrain import models
+from jaxtrain.checkpoint import Checkpointer
 from jaxtrain.data import Dataset, batches, epoch_permutation, load_dataset, num_batches
+from jaxtrain.reporting import MODES, Reporter
 from jaxtrain.train_step import (
     TrainState,
     create_train_state,
@@ -85,16 +88,20 @@ class Config:
   seed: int = 0
   scan_epoch: bool = False
   eval_batch_size: int = 500
+  out_dir: str | None = None  # config.json, metrics, curves.png, TensorBoard, checkpoints
+  keep: int = 3  # checkpoints kept (the last ones)
+  progress: str = "bar"  # 'bar' | 'lines' | 'quiet' | 'json'
 
   def validate(self) -> None:
     """Raises ``ValueError`` naming the first field with a bad value."""
     choices = {"model": MODELS, "loss": tuple(LOSSES), "reduction": ("mean", "sum"),
-               "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "schedule_per": ("epoch", "batch")}
+               "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "schedule_per": ("epoch", "batch"),
+               "progress": MODES}
     for name, allowed in choices.items():
       value = getattr(self, name)
       if value not in allowed:
         raise ValueError(f"{name}={value!r} is not valid; expected one of {', '.join(allowed)}")
-    for name in ("epochs", "batch_size", "step_size", "t_max", "eval_batch_size"):
+    for name in ("epochs", "batch_size", "step_size", "t_max", "eval_batch_size", "keep"):
       value = getattr(self, name)
       if not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -185,16 +192,31 @@ def evaluate(eval_step, state: TrainState, images: np.ndarray, labels: np.ndarra
   return float(t["loss_sum"] / t["count"]), float(t["correct"] / t["count"])
 
 
-def fit(config: Config, *, log: Callable[[str], None] = print,
-        data: Dataset | None = None) -> tuple[TrainState, list[EpochResult]]:
+# How often the progress bar fetches the running loss from the device (a sync).
+_BAR_EVERY = 10
+
+
+def fit(config: Config, *, log: Callable[[str], None] | None = None, data: Dataset | None = None,
+        resume: bool = False) -> tuple[TrainState, list[EpochResult]]:
   """Trains as ``config`` says; returns the final state and each epoch's results.
+
+  With ``config.out_dir`` it writes there the resolved config, per-epoch metrics
+  (JSON lines and CSV), the learning curves (PNG), TensorBoard scalars, a checkpoint
+  after every epoch (the last ``config.keep``), and the final parameters
+  (``params.npz``).
 
   Args:
     config: the run.
-    log: called with one line per epoch (``print`` by default).
+    log: if given, receives the one-line summary of each epoch, and nothing is
+      printed; else ``config.progress`` says what is printed.
     data: the dataset, if already loaded (else ``load_dataset(config.dataset)``).
+    resume: continue the run in ``config.out_dir`` from its last checkpoint. The
+      data order is a function of (seed, epoch), so the resumed run ends with the
+      parameters of an uninterrupted one.
   """
   config.validate()
+  if resume and not config.out_dir:
+    raise ValueError("resume needs out_dir: the folder of the run to continue")
   data = data if data is not None else load_dataset(config.dataset, data_dir=config.data_dir)
   train, test = data.train, data.test
   n = len(train.labels)
@@ -209,6 +231,15 @@ def fit(config: Config, *, log: Callable[[str], None] = print,
   optimizer = build_optimizer(config, lr)
   loss_fn = LOSSES[config.loss]
   state = create_train_state(model, optimizer)
+  results: list[EpochResult] = []
+  checkpoints = None
+  if config.out_dir:
+    checkpoints = Checkpointer(os.path.join(config.out_dir, "checkpoints"), keep=config.keep)
+  if resume:
+    if checkpoints.latest_epoch() is None:
+      raise FileNotFoundError(f"out_dir={config.out_dir!r} holds no checkpoint to resume from")
+    state, meta = checkpoints.restore(state)
+    results = [EpochResult(**r) for r in meta["history"]]
   eval_step = make_eval_step(model, loss_fn)
   if config.scan_epoch:
     run_epoch = make_epoch(model, loss_fn, optimizer, reduction=config.reduction)
@@ -216,31 +247,59 @@ def fit(config: Config, *, log: Callable[[str], None] = print,
   else:
     train_step = make_train_step(model, loss_fn, optimizer, reduction=config.reduction)
 
-  results = []
-  for epoch in range(config.epochs):
-    start = time.perf_counter()
-    lr_now = float(lr(state.step) if callable(lr) else lr)
-    if config.scan_epoch:
-      order = epoch_permutation(n, config.seed, epoch)[: steps * config.batch_size]
-      state, totals = run_epoch(state, images, labels, order.reshape(steps, config.batch_size))
-    else:
-      per_batch = []
-      for batch in batches(train, batch_size=config.batch_size, seed=config.seed, epoch=epoch):
-        state, metrics = train_step(state, batch)
-        per_batch.append(metrics)
-      totals = _sum_metrics(per_batch)
-    t = jax.device_get(totals)
-    test_loss, test_acc = evaluate(eval_step, state, test.images, test.labels,
-                                   config.eval_batch_size)
-    result = EpochResult(
-        epoch=epoch + 1, lr=lr_now,
-        train_loss=float(t["loss_sum"] / t["count"]), train_acc=float(t["correct"] / t["count"]),
-        test_loss=test_loss, test_acc=test_acc, running_loss=float(t["loss"]),
-        seconds=time.perf_counter() - start,
-    )
-    results.append(result)
-    log(format_epoch(result, config.epochs))
+  reporter = Reporter(out_dir=config.out_dir, mode="quiet" if log else config.progress,
+                      epochs=config.epochs, config=dataclasses.asdict(config), history=results)
+  try:
+    for epoch in range(len(results), config.epochs):
+      start = time.perf_counter()
+      lr_now = float(lr(state.step) if callable(lr) else lr)
+      with reporter.epoch_bar(epoch + 1, steps, config.batch_size) as bar:
+        if config.scan_epoch:
+          order = epoch_permutation(n, config.seed, epoch)[: steps * config.batch_size]
+          state, totals = run_epoch(state, images, labels, order.reshape(steps, config.batch_size))
+          bar.update(steps)
+        else:
+          per_batch = []
+          for i, batch in enumerate(
+              batches(train, batch_size=config.batch_size, seed=config.seed, epoch=epoch)):
+            state, metrics = train_step(state, batch)
+            per_batch.append(metrics)
+            bar.update(1, loss=float(metrics["loss"]) if i % _BAR_EVERY == 0 else None)
+          totals = _sum_metrics(per_batch)
+        t = jax.device_get(totals)
+      test_loss, test_acc = evaluate(eval_step, state, test.images, test.labels,
+                                     config.eval_batch_size)
+      result = EpochResult(
+          epoch=epoch + 1, lr=lr_now,
+          train_loss=float(t["loss_sum"] / t["count"]), train_acc=float(t["correct"] / t["count"]),
+          test_loss=test_loss, test_acc=test_acc, running_loss=float(t["loss"]),
+          seconds=time.perf_counter() - start,
+      )
+      results.append(result)
+      if checkpoints:  # first: whatever happens next, this epoch is kept
+        checkpoints.save(epoch + 1, state, meta={
+            "config": dataclasses.asdict(config), "epoch": epoch + 1,
+            "history": [dataclasses.asdict(r) for r in results]})
+      line = format_epoch(result, config.epochs)
+      reporter.end_epoch(result, line=line)
+      if log:
+        log(line)
+  finally:
+    reporter.close()
+    if checkpoints:
+      checkpoints.close()
+  if config.out_dir:
+    save_params(state, os.path.join(config.out_dir, "params.npz"))
   return state, results
+
+
+def save_params(state: TrainState, path: str) -> None:
+  """The parameters as ``.npz``, one array per path (``'fc1/kernel'``), readable without jax."""
+  flat = {"/".join(str(getattr(k, "key", k)) for k in key): np.asarray(v)
+          for key, v in jax.tree_util.tree_leaves_with_path(state.params)}
+  tmp = path + ".tmp.npz"
+  np.savez(tmp, **flat)
+  os.replace(tmp, path)  # atomic: a reader never sees half a file
 
 
 def format_epoch(r: EpochResult, epochs: int) -> str:

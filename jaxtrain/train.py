@@ -1,18 +1,24 @@
-"""``python -m jaxtrain.train``: the notes' training recipe, from the command line.
+"""``python -m jaxtrain.train`` (or ``jaxtrain-train``): the notes' recipe, from the command line.
 
 With no flags it runs the recipe of 000_dc5555055295abc4.txt (the CNN, cross
-entropy, SGD lr 0.01, StepLR(5, 0.1) per epoch, batch 64, 20 epochs) on
-scikit-learn's handwritten digits, which work offline, and prints one line per
-epoch. Every flag's default is shown by ``--help``. Bad input ends with a one-line
-message and exit status 2, not a traceback.
+entropy, SGD with momentum, StepLR(5, 0.1) per epoch, batch 64, 20 epochs) on
+scikit-learn's handwritten digits, which work offline, shows a progress bar and
+one line per epoch, and writes the run to ``runs/<model>-<dataset>-<time>``.
+Settings come from the defaults, then a TOML file (``--config``), then flags.
+Every flag's default is shown by ``--help``. Bad input ends with a one-line message
+and exit status 2, not a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
+import json
 import logging
+import os
 import sys
+import tomllib
 
 from jaxtrain import loop
 
@@ -68,40 +74,116 @@ def parser() -> argparse.ArgumentParser:
                  help="initialisation and data order (a function of seed and epoch)")
   g.add_argument("--scan-epoch", action="store_true",
                  help="run each epoch as one compiled program (data on the device)")
+  g = p.add_argument_group("output")
+  g.add_argument("--out", dest="out_dir", default=None,
+                 help="the run's folder (default: runs/<model>-<dataset>-<date-time>)")
+  g.add_argument("--keep", type=int, default=d.keep, help="checkpoints kept, the last ones")
+  g.add_argument("--progress", choices=loop.MODES, default=d.progress,
+                 help="bar: progress bar and a line per epoch; lines; quiet; json: a JSON "
+                      "object per epoch")
+  g.add_argument("--config", metavar="FILE", default=None,
+                 help="a TOML file of settings (keys as the flags, e.g. lr = 0.1); flags win")
+  g.add_argument("--resume", metavar="DIR", default=None,
+                 help="continue the run in DIR from its last checkpoint, with its saved settings")
   return p
 
 
-def config_from_args(argv=None) -> loop.Config:
-  args = vars(parser().parse_args(argv))
-  args["betas"] = tuple(args["betas"])
-  args["milestones"] = tuple(args["milestones"])
-  names = {f.name for f in dataclasses.fields(loop.Config)}
-  return loop.Config(**{k: v for k, v in args.items() if k in names})
+_FIELDS = {f.name: f for f in dataclasses.fields(loop.Config)}
+
+
+def _check_value(name: str, value, source: str):
+  """``value`` for Config field ``name``, or ValueError naming it and the expected type."""
+  default = getattr(loop.Config(), name)
+  if isinstance(default, bool):
+    ok = isinstance(value, bool)
+  elif isinstance(default, float):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+  elif isinstance(default, int):
+    ok = isinstance(value, int) and not isinstance(value, bool)
+  elif isinstance(default, tuple):
+    ok = isinstance(value, (list, tuple)) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    value = tuple(value) if ok else value
+  else:  # str, or None for the optional folders
+    ok = isinstance(value, str)
+  if not ok:
+    expected = type(default).__name__ if default is not None else "str"
+    raise ValueError(f"{source}: {name} must be a {expected}, got {value!r}")
+  return value
+
+
+def read_config_file(path: str) -> dict:
+  """The settings of a TOML file, checked: unknown keys and wrong types raise ValueError."""
+  try:
+    with open(path, "rb") as f:
+      raw = tomllib.load(f)
+  except FileNotFoundError:
+    raise ValueError(f"config file {path!r} does not exist") from None
+  except tomllib.TOMLDecodeError as e:
+    raise ValueError(f"config file {path!r} is not valid TOML: {e}") from None
+  values = {}
+  for key, value in raw.items():
+    name = key.replace("-", "_")
+    if name not in _FIELDS:
+      known = ", ".join(sorted(_FIELDS))
+      raise ValueError(f"config file {path!r}: unknown key {key!r}; known keys: {known}")
+    values[name] = _check_value(name, value, f"config file {path!r}")
+  return values
+
+
+def config_from_args(argv=None) -> tuple[loop.Config, bool]:
+  """The run's Config from flags (and ``--config``), and whether to resume it."""
+  p = parser()
+  args = p.parse_args(argv)
+  if args.resume:
+    path = os.path.join(args.resume, "config.json")
+    if not os.path.exists(path):
+      raise ValueError(f"--resume {args.resume!r}: no run there (no config.json)")
+    with open(path) as f:
+      saved = json.load(f)
+    values = {k: _check_value(k, v, path) for k, v in saved.items() if k in _FIELDS
+              and v is not None}
+    values.update(out_dir=args.resume, progress=args.progress)
+    return loop.Config(**values), True
+  if args.config:
+    p.set_defaults(**read_config_file(args.config))
+    args = p.parse_args(argv)
+  values = {k: v for k, v in vars(args).items() if k in _FIELDS}
+  values["betas"], values["milestones"] = tuple(values["betas"]), tuple(values["milestones"])
+  if values["out_dir"] is None:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    values["out_dir"] = os.path.join("runs", f"{values['model']}-{values['dataset']}-{stamp}")
+  return loop.Config(**values), False
 
 
 def main(argv=None) -> int:
-  config = config_from_args(argv)
   # tfds logs a warning through absl for every dataset folder it inspects; the
   # outcome (data found, or DatasetNotFoundError) is what the user needs to see.
   logging.getLogger("absl").setLevel(logging.ERROR)
-  try:
-    from jaxtrain.data import DatasetNotFoundError
+  from jaxtrain.data import DatasetNotFoundError
 
-    print(f"jaxtrain: {config.model} on {config.dataset}, {config.loss}, {config.optimizer} "
-          f"lr {config.lr}, schedule {config.schedule} per {config.schedule_per}, "
-          f"batch {config.batch_size}, {config.epochs} epochs", flush=True)
-    _, results = loop.fit(config, log=lambda line: print(line, flush=True))
-  except (ValueError, TypeError, DatasetNotFoundError) as e:
+  try:
+    config, resume = config_from_args(argv)
+    talk = config.progress in ("bar", "lines")
+    if talk:
+      print(f"jaxtrain: {config.model} on {config.dataset}, {config.loss}, {config.optimizer} "
+            f"lr {config.lr}, schedule {config.schedule} per {config.schedule_per}, "
+            f"batch {config.batch_size}, {config.epochs} epochs"
+            + (f", resuming {config.out_dir}" if resume else ""), flush=True)
+    _, results = loop.fit(config, resume=resume)
+  except (ValueError, TypeError, FileNotFoundError, DatasetNotFoundError) as e:
     message = " ".join(str(e).split())  # one line, whatever the exception's text
     print(f"python -m jaxtrain.train: error: {message}", file=sys.stderr)
     return 2
   except KeyboardInterrupt:
-    print("python -m jaxtrain.train: interrupted", file=sys.stderr)
+    print("python -m jaxtrain.train: interrupted; the last finished epoch is checkpointed "
+          "(continue with --resume)", file=sys.stderr)
     return 130
-  best = max(results, key=lambda r: r.test_acc)
-  last = results[-1]
-  print(f"final: test acc {last.test_acc:.4f} (best {best.test_acc:.4f} at epoch {best.epoch}), "
-        f"train loss {last.train_loss:.4f}, {sum(r.seconds for r in results):.1f}s in all")
+  if talk and results:
+    best = max(results, key=lambda r: r.test_acc)
+    last = results[-1]
+    print(f"final: test acc {last.test_acc:.4f} (best {best.test_acc:.4f} at epoch {best.epoch}), "
+          f"train loss {last.train_loss:.4f}; run saved in {config.out_dir}")
   return 0
 
 

@@ -1,6 +1,7 @@
 """``python -m jaxtrain.train`` and ``loop.fit``: the main job, its flags and its errors."""
 
 import dataclasses
+import json
 import subprocess
 import sys
 
@@ -14,9 +15,9 @@ from jaxtrain.data import load_dataset
 EPOCH_LINE = "epoch 1/1  lr 5.00e-02  loss "
 
 
-def test_main_job_one_epoch(capsys):
+def test_main_job_one_epoch(capsys, tmp_path):
   # The README's main job with --epochs 1: the default recipe on the offline digits.
-  assert train.main(["--epochs", "1"]) == 0
+  assert train.main(["--epochs", "1", "--out", str(tmp_path / "run")]) == 0
   out = capsys.readouterr().out
   assert "jaxtrain: cnn on digits, cross_entropy, sgd lr 0.05" in out
   assert EPOCH_LINE in out and "train acc" in out and "test acc" in out
@@ -60,12 +61,13 @@ def test_schedule_per_batch_reproduces_the_notes_collapse():
 
 @pytest.mark.parametrize("name,shape", [("mnist", (28, 28, 1)), ("fashion_mnist", (28, 28, 1)),
                                         ("cifar10", (32, 32, 3))])
-def test_tfds_datasets_through_the_cli(name, shape, capsys):
+def test_tfds_datasets_through_the_cli(name, shape, capsys, tmp_path):
   # Offline: tfds.testing.mock_data stands in for the prepared dataset; the rest is
   # the code path users run (load_dataset -> fit -> report).
   with tfds.testing.mock_data(num_examples=8):
     assert load_dataset(name).image_shape == shape
-    code = train.main(["--dataset", name, "--model", "mlp", "--epochs", "1", "--batch-size", "4"])
+    code = train.main(["--dataset", name, "--model", "mlp", "--epochs", "1", "--batch-size", "4",
+                       "--out", str(tmp_path / name)])
   assert code == 0
   assert f"mlp on {name}" in capsys.readouterr().out
 
@@ -82,9 +84,9 @@ BAD_FLAGS = [
 
 
 @pytest.mark.parametrize("argv,fragment", BAD_FLAGS, ids=[" ".join(a) for a, _ in BAD_FLAGS])
-def test_bad_flags_exit_2_with_one_line(argv, fragment, capsys):
+def test_bad_flags_exit_2_with_one_line(argv, fragment, capsys, tmp_path):
   try:
-    code = train.main(argv)
+    code = train.main(argv + ["--out", str(tmp_path / "run")])
   except SystemExit as e:  # argparse's own errors
     code = e.code
   err = capsys.readouterr().err
@@ -96,7 +98,8 @@ def test_bad_flags_exit_2_with_one_line(argv, fragment, capsys):
 def test_missing_dataset_is_one_line_without_traceback(tmp_path):
   # A real process: nothing but one line on stderr, exit status 2, at once.
   proc = subprocess.run(
-      [sys.executable, "-m", "jaxtrain.train", "--dataset", "mnist", "--data-dir", str(tmp_path)],
+      [sys.executable, "-m", "jaxtrain.train", "--dataset", "mnist", "--data-dir", str(tmp_path),
+       "--out", str(tmp_path / "run")],
       capture_output=True, text=True, timeout=120,
   )
   assert proc.returncode == 2
@@ -109,5 +112,87 @@ def test_help_lists_every_option_with_its_default():
   for field in dataclasses.fields(loop.Config):
     if field.name == "eval_batch_size":
       continue
-    assert "--" + field.name.replace("_", "-") in text
+    flag = "--out" if field.name == "out_dir" else "--" + field.name.replace("_", "-")
+    assert flag in text
   assert "(default: 0.05)" in text and "(default: cnn)" in text
+
+
+BAD_CONFIG_FILES = [
+    ('lr = "fast"\n', "lr must be a float, got 'fast'"),
+    ("learning_rate = 0.1\n", "unknown key 'learning_rate'"),
+    ("epochs = 2.5\n", "epochs must be a int, got 2.5"),
+    ("lr = \n", "is not valid TOML"),
+    ('model = "resnet"\n', "model='resnet' is not valid"),
+]
+
+
+@pytest.mark.parametrize("text,fragment", BAD_CONFIG_FILES, ids=[f for _, f in BAD_CONFIG_FILES])
+def test_bad_config_file_exits_2_with_one_line(text, fragment, capsys, tmp_path):
+  path = tmp_path / "run.toml"
+  path.write_text(text)
+  code = train.main(["--config", str(path), "--out", str(tmp_path / "run")])
+  err = capsys.readouterr().err
+  assert code == 2 and fragment in err
+  assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_missing_config_file(capsys, tmp_path):
+  assert train.main(["--config", str(tmp_path / "nope.toml")]) == 2
+  assert "does not exist" in capsys.readouterr().err
+
+
+def test_config_file_then_flags(tmp_path):
+  path = tmp_path / "run.toml"
+  path.write_text('model = "mlp"\nlr = 0.2\nbetas = [0.8, 0.9]\nepochs = 7\n')
+  config, resume = train.config_from_args(["--config", str(path), "--epochs", "3"])
+  assert (config.model, config.lr, config.betas, config.epochs) == ("mlp", 0.2, (0.8, 0.9), 3)
+  assert not resume
+
+
+def test_resume_equals_the_uninterrupted_run(tmp_path, capsys):
+  # Issue 5, acceptance 1: a run stopped after epoch 2 and resumed from its epoch-2
+  # checkpoint ends with the parameters of the run that was never stopped (CPU,
+  # same seed): bit for bit.
+  common = ["--model", "mlp", "--epochs", "4", "--progress", "quiet"]
+  assert train.main(common + ["--out", str(tmp_path / "whole")]) == 0
+
+  config, _ = train.config_from_args(common + ["--out", str(tmp_path / "cut")])
+
+  def stop_after_epoch_2(line):
+    if line.startswith("epoch 2/"):
+      raise KeyboardInterrupt
+
+  with pytest.raises(KeyboardInterrupt):
+    loop.fit(config, log=stop_after_epoch_2)
+  assert not (tmp_path / "cut" / "params.npz").exists()
+  assert train.main(["--resume", str(tmp_path / "cut"), "--progress", "quiet"]) == 0
+
+  whole, cut = np.load(tmp_path / "whole" / "params.npz"), np.load(tmp_path / "cut" / "params.npz")
+  assert sorted(whole.files) == sorted(cut.files) and whole.files
+  for key in whole.files:
+    np.testing.assert_array_equal(whole[key], cut[key])
+  history = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+  assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+
+
+def test_run_folder_and_tensorboard(tmp_path, capsys):
+  # Issue 5, acceptance 2: the TensorBoard event files are read back and hold the scalars.
+  from jaxtrain.reporting import read_scalars
+
+  out = tmp_path / "run"
+  assert train.main(["--model", "mlp", "--epochs", "2", "--progress", "quiet",
+                     "--out", str(out)]) == 0
+  names = {p.name for p in out.iterdir()}
+  assert {"config.json", "metrics.jsonl", "metrics.csv", "curves.png", "tensorboard",
+          "checkpoints", "params.npz"} <= names
+  scalars = read_scalars(out / "tensorboard")
+  assert [step for step, _ in scalars["accuracy/test"]] == [1, 2]
+  rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+  np.testing.assert_allclose([v for _, v in scalars["accuracy/test"]],
+                             [r["test_acc"] for r in rows], rtol=1e-6)
+  assert json.loads((out / "config.json").read_text())["model"] == "mlp"
+  # python -m jaxtrain.evaluate on the run's folder: the last epoch's test accuracy.
+  from jaxtrain import evaluate
+
+  assert evaluate.main(["--checkpoint", str(out)]) == 0
+  assert f"test acc {rows[-1]['test_acc']:.4f}" in capsys.readouterr().out

@@ -1,0 +1,128 @@
+"""Evaluates a saved checkpoint on its run's test split.
+
+  python -m jaxtrain.evaluate --checkpoint runs/cnn [--epoch 7] [--data-dir D]
+
+The checkpoint's meta holds the run's config (``meta["config"]``: the fields of
+``jaxtrain.loop.Config``); the model, optimizer and dataset are rebuilt from it the
+way ``loop.fit`` builds them, the state is restored and the test split evaluated
+with ``loop.evaluate`` (the same batches, so the same numbers ``fit`` reported).
+Prints one line::
+
+  checkpoint DIR epoch N: test loss X.XXXX, test acc 0.XXXX (M examples)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from collections.abc import Sequence
+
+from jaxtrain import loop
+from jaxtrain.checkpoint import Checkpointer
+from jaxtrain.data import DatasetNotFoundError, load_dataset, num_batches
+from jaxtrain.train_step import create_train_state, make_eval_step
+
+_PROG = "python -m jaxtrain.evaluate"
+
+
+class _UsageError(Exception):
+  """Bad input: reported as one line on stderr, exit status 2."""
+
+
+def config_from_dict(d: dict) -> loop.Config:
+  """The ``loop.Config`` saved as ``dataclasses.asdict(config)`` (through JSON).
+
+  JSON turns tuples into lists: fields whose default is a tuple get tuples back.
+  Keys that ``Config`` no longer has are ignored (they cannot affect what is
+  rebuilt here); missing ones take their defaults.
+  """
+  fields = {f.name: f for f in dataclasses.fields(loop.Config)}
+  kwargs = {}
+  for name, value in d.items():
+    if name not in fields:
+      continue
+    if isinstance(value, list):
+      value = tuple(value)
+    kwargs[name] = value
+  return loop.Config(**kwargs)
+
+
+def _parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(
+      prog=_PROG,
+      description="Evaluate a jaxtrain checkpoint on its run's test split.",
+      formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+  )
+  # Required: no default to show (SUPPRESS keeps '(default: None)' out of --help).
+  p.add_argument("--checkpoint", required=True, metavar="DIR", default=argparse.SUPPRESS,
+                 help="a run's folder (--out of jaxtrain.train) or its checkpoints folder; required")
+  p.add_argument("--epoch", type=int, default=None, metavar="N",
+                 help="the saved epoch to evaluate; None means the latest")
+  p.add_argument("--data-dir", default=None, metavar="D",
+                 help="where the dataset lives; None means the run's config.data_dir")
+  return p
+
+
+def evaluate_checkpoint(directory: str, epoch: int | None = None,
+                        data_dir: str | None = None) -> tuple[int, float, float, int]:
+  """``(epoch, test_loss, test_acc, num_examples)`` of a checkpoint.
+
+  Raises:
+    FileNotFoundError: no such directory, no checkpoint in it, or no such epoch.
+    _UsageError: the checkpoint's meta has no usable config, or its dataset is not found.
+  """
+  # A run's folder (python -m jaxtrain.train --out DIR) keeps them in DIR/checkpoints.
+  if os.path.isdir(os.path.join(directory, "checkpoints")):
+    directory = os.path.join(directory, "checkpoints")
+  ckpt = Checkpointer(directory, read_only=True)
+  try:
+    epochs = ckpt.all_epochs()
+    epoch = epochs[-1] if (epoch is None and epochs) else epoch
+    meta = ckpt.read_meta(epoch)  # FileNotFoundError for a missing epoch/checkpoint
+    if not isinstance(meta.get("config"), dict):
+      raise _UsageError(f"the checkpoint of epoch {epoch} in {ckpt.directory} has no config "
+                        "in its meta (meta['config'])")
+    try:
+      config = config_from_dict(meta["config"])
+      if data_dir is not None:
+        config.data_dir = data_dir
+      config.validate()
+    except (TypeError, ValueError) as e:
+      raise _UsageError(f"bad config in the checkpoint's meta: {e}") from e
+
+    try:
+      data = load_dataset(config.dataset, data_dir=config.data_dir)
+    except (DatasetNotFoundError, ValueError) as e:  # e.g. a --data-dir without the data
+      raise _UsageError(str(e).splitlines()[0]) from e
+    # Rebuilt as loop.fit builds them: the optimizer's state (a schedule's count
+    # included) must have the saved structure for the restore.
+    steps = num_batches(len(data.train.labels), config.batch_size, drop_last=True)
+    model = loop.build_model(config.model, data, config.seed)
+    optimizer = loop.build_optimizer(config, loop.build_schedule(config, max(steps, 1)))
+    state, _ = ckpt.restore(create_train_state(model, optimizer), epoch)
+  finally:
+    ckpt.close()
+  eval_step = make_eval_step(model, loop.LOSSES[config.loss])
+  test = data.test
+  loss, acc = loop.evaluate(eval_step, state, test.images, test.labels, config.eval_batch_size)
+  return epoch, loss, acc, len(test.labels)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  """Runs the command line; returns the exit status (0, or 2 for bad input)."""
+  args = _parser().parse_args(argv)
+  try:
+    epoch, loss, acc, n = evaluate_checkpoint(args.checkpoint, args.epoch, args.data_dir)
+  except (FileNotFoundError, _UsageError) as e:
+    # One line, no traceback: the message names the directory or the epoch.
+    print(f"{_PROG}: error: {e}", file=sys.stderr)
+    return 2
+  print(f"checkpoint {args.checkpoint} epoch {epoch}: test loss {loss:.4f}, "
+        f"test acc {acc:.4f} ({n} examples)")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -79,7 +79,7 @@ BAD_FLAGS = [
     (["--batch-size", "5000"], "batch_size=5000 is larger than the 1437 training examples"),
     (["--dataset", "imagenet"], "imagenet"),
     (["--lr", "-0.1"], "lr must be non-negative, got -0.1"),
-    (["--model", "cnn", "--dataset", "synthetic"], "model='cnn' needs square images"),
+    (["--progress", "loud"], "argument --progress: invalid choice: 'loud'"),
 ]
 
 
@@ -93,6 +93,16 @@ def test_bad_flags_exit_2_with_one_line(argv, fragment, capsys, tmp_path):
   assert code == 2
   assert fragment in err
   assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_cnn_on_28x28_mnist(capsys, tmp_path):
+  # The CNN takes any square input the torch model would (MNIST's 28x28x1: its
+  # first Linear has 64 * 3 * 3 = 576 inputs).
+  with tfds.testing.mock_data(num_examples=8):
+    code = train.main(["--dataset", "mnist", "--model", "cnn", "--epochs", "1", "--batch-size", "4",
+                       "--out", str(tmp_path / "run")])
+  assert code == 0
+  assert "cnn on mnist" in capsys.readouterr().out
 
 
 def test_missing_dataset_is_one_line_without_traceback(tmp_path):

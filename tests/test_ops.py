@@ -28,6 +28,11 @@ CONV_CASES = [
     (2, 11, 11, 32, 8, 5, 2),
     (2, 5, 5, 3, 2, 5, "VALID"),
     (1, 4, 6, 1, 1, 1, (1, 2)),
+    # Images no larger than the kernel (the im2col path): the CNN's 4x4 and 2x2
+    # maps on 8x8 digits, and an asymmetric pad.
+    (2, 4, 4, 32, 8, 5, 2),
+    (3, 2, 2, 6, 4, 5, 2),
+    (1, 3, 4, 2, 3, 5, ((2, 1), (0, 3))),
 ]
 
 

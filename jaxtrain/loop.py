@@ -26,6 +26,7 @@ from jaxtrain.checkpoint import Checkpointer
 from jaxtrain.data import Dataset, batches, epoch_permutation, load_dataset, num_batches
 from jaxtrain.reporting import MODES, Reporter
 from jaxtrain.train_step import (
+    NAN_POLICIES,
     TrainState,
     create_train_state,
     make_epoch,
@@ -91,12 +92,15 @@ class Config:
   out_dir: str | None = None  # config.json, metrics, curves.png, TensorBoard, checkpoints
   keep: int = 3  # checkpoints kept (the last ones)
   progress: str = "bar"  # 'bar' | 'lines' | 'quiet' | 'json'
+  # What a NaN or infinite loss or gradient does: 'stop' raises NonFiniteError at
+  # the end of the epoch, without checkpointing it; 'skip' drops that update.
+  nan_policy: str = "stop"
 
   def validate(self) -> None:
     """Raises ``ValueError`` naming the first field with a bad value."""
     choices = {"model": MODELS, "loss": tuple(LOSSES), "reduction": ("mean", "sum"),
                "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "schedule_per": ("epoch", "batch"),
-               "progress": MODES}
+               "progress": MODES, "nan_policy": NAN_POLICIES}
     for name, allowed in choices.items():
       value = getattr(self, name)
       if value not in allowed:
@@ -121,6 +125,24 @@ class EpochResult:
   test_acc: float
   running_loss: float
   seconds: float
+  skipped: int = 0  # updates skipped for a non-finite loss or gradient (nan_policy='skip')
+
+
+class NonFiniteError(FloatingPointError):
+  """A NaN or infinite loss or gradient stopped the run (``nan_policy='stop'``).
+
+  Attributes:
+    epoch: the epoch (1-based) the first bad step fell in; it is not checkpointed.
+    step: the global step (1-based update number) of the first bad step.
+    batch: that step's batch within the epoch (1-based).
+    last_checkpoint: the last saved (good) epoch, or ``None``.
+  """
+
+  def __init__(self, message: str, *, epoch: int, step: int, batch: int,
+               last_checkpoint: int | None):
+    super().__init__(message)
+    self.epoch, self.step, self.batch = epoch, step, batch
+    self.last_checkpoint = last_checkpoint
 
 
 def build_model(name: str, data: Dataset, seed: int) -> nnx.Module:
@@ -213,7 +235,15 @@ def fit(config: Config, *, log: Callable[[str], None] | None = None, data: Datas
     data: the dataset, if already loaded (else ``load_dataset(config.dataset)``).
     resume: continue the run in ``config.out_dir`` from its last checkpoint. The
       data order is a function of (seed, epoch), so the resumed run ends with the
-      parameters of an uninterrupted one.
+      parameters of an uninterrupted one. A run folder without a checkpoint (the
+      run died during its first epoch) starts again from epoch 1.
+
+  Raises:
+    NonFiniteError: with ``nan_policy='stop'``, when an epoch had a NaN or infinite
+      loss or gradient (found at the end of the epoch, the exact step named); that
+      epoch is not checkpointed. With ``'skip'``, when every update of an epoch
+      was skipped.
+    ValueError: for a bad ``config``.
   """
   config.validate()
   if resume and not config.out_dir:
@@ -237,16 +267,23 @@ def fit(config: Config, *, log: Callable[[str], None] | None = None, data: Datas
   if config.out_dir:
     checkpoints = Checkpointer(os.path.join(config.out_dir, "checkpoints"), keep=config.keep)
   if resume:
-    if checkpoints.latest_epoch() is None:
-      raise FileNotFoundError(f"out_dir={config.out_dir!r} holds no checkpoint to resume from")
-    state, meta = checkpoints.restore(state)
-    results = [EpochResult(**r) for r in meta["history"]]
+    if not os.path.isdir(config.out_dir):
+      raise FileNotFoundError(f"out_dir={config.out_dir!r} does not exist: no run to resume")
+    # A run killed before its first checkpoint has nothing to restore: it starts
+    # again from epoch 1, which is what resuming it means (the result equals the
+    # uninterrupted run's either way).
+    if checkpoints.latest_epoch() is not None:
+      state, meta = checkpoints.restore(state)
+      results = [EpochResult(**r) for r in meta["history"]]
   eval_step = make_eval_step(model, loss_fn)
+  policy = config.nan_policy
   if config.scan_epoch:
-    run_epoch = make_epoch(model, loss_fn, optimizer, reduction=config.reduction)
+    run_epoch = make_epoch(model, loss_fn, optimizer, reduction=config.reduction,
+                           nan_policy=policy)
     images, labels = jnp.asarray(train.images), jnp.asarray(train.labels)
   else:
-    train_step = make_train_step(model, loss_fn, optimizer, reduction=config.reduction)
+    train_step = make_train_step(model, loss_fn, optimizer, reduction=config.reduction,
+                                 nan_policy=policy)
 
   reporter = Reporter(out_dir=config.out_dir, mode="quiet" if log else config.progress,
                       epochs=config.epochs, config=dataclasses.asdict(config), history=results)
@@ -268,14 +305,24 @@ def fit(config: Config, *, log: Callable[[str], None] | None = None, data: Datas
             bar.update(1, loss=float(metrics["loss"]) if i % _BAR_EVERY == 0 else None)
           totals = _sum_metrics(per_batch)
         t = jax.device_get(totals)
-      test_loss, test_acc = evaluate(eval_step, state, test.images, test.labels,
-                                     config.eval_batch_size)
+      # The check costs nothing: the epoch's metrics are fetched here anyway, and
+      # the per-step flags are looked at only when the count says something is wrong.
+      bad = int(t["nonfinite"])
+      if bad and (policy == "stop" or bad == steps):
+        flags = (t["batch_nonfinite"] if config.scan_epoch
+                 else jax.device_get(jnp.stack([m["nonfinite"] for m in per_batch])))
+        _raise_nonfinite(config, epoch, steps, int(np.argmax(flags)), bad, checkpoints)
+      count = int(t["count"])
       result = EpochResult(
           epoch=epoch + 1, lr=lr_now,
-          train_loss=float(t["loss_sum"] / t["count"]), train_acc=float(t["correct"] / t["count"]),
-          test_loss=test_loss, test_acc=test_acc, running_loss=float(t["loss"]),
-          seconds=time.perf_counter() - start,
+          # nan_policy='skip': the means are over the applied updates' examples.
+          train_loss=float(t["loss_sum"] / count), train_acc=float(t["correct"] / count),
+          test_loss=0.0, test_acc=0.0, running_loss=float(t["loss"]),
+          seconds=0.0, skipped=bad,
       )
+      result.test_loss, result.test_acc = evaluate(eval_step, state, test.images, test.labels,
+                                                   config.eval_batch_size)
+      result.seconds = time.perf_counter() - start
       results.append(result)
       if checkpoints:  # first: whatever happens next, this epoch is kept
         checkpoints.save(epoch + 1, state, meta={
@@ -294,6 +341,29 @@ def fit(config: Config, *, log: Callable[[str], None] | None = None, data: Datas
   return state, results
 
 
+def _raise_nonfinite(config: Config, epoch: int, steps: int, first: int, bad: int,
+                     checkpoints: Checkpointer | None):
+  """Raises NonFiniteError for batch ``first`` (0-based) of ``epoch`` (0-based)."""
+  last = checkpoints.latest_epoch() if checkpoints else None
+  step = epoch * steps + first + 1
+  if config.nan_policy == "skip":
+    what = f"every one of the {steps} updates of epoch {epoch + 1} was skipped (nan_policy='skip')"
+  else:
+    what = (f"non-finite loss or gradient at epoch {epoch + 1}, step {step} (batch {first + 1} "
+            f"of {steps}; {bad} bad step{'s' if bad > 1 else ''} in the epoch)")
+  if not checkpoints:
+    kept = "nothing was checkpointed (no out_dir)"
+  elif last is None:
+    kept = "no epoch finished, so there is no checkpoint"
+  else:
+    kept = (f"epoch {epoch + 1} was not checkpointed; the last good checkpoint is epoch {last} "
+            f"in {checkpoints.directory}")
+  raise NonFiniteError(
+      f"{what}; stopped: {kept}. Lower the learning rate (lr={config.lr}) or use "
+      "nan_policy='skip' (--nan-policy skip) in a new run",
+      epoch=epoch + 1, step=step, batch=first + 1, last_checkpoint=last)
+
+
 def save_params(state: TrainState, path: str) -> None:
   """The parameters as ``.npz``, one array per path (``'fc1/kernel'``), readable without jax."""
   flat = {"/".join(str(getattr(k, "key", k)) for k in key): np.asarray(v)
@@ -307,4 +377,5 @@ def format_epoch(r: EpochResult, epochs: int) -> str:
   width = len(str(epochs))
   return (f"epoch {r.epoch:{width}d}/{epochs}  lr {r.lr:.2e}  loss {r.train_loss:.4f}  "
           f"train acc {r.train_acc:.4f}  test acc {r.test_acc:.4f}  "
-          f"running_loss {r.running_loss:.4f}  ({r.seconds:.1f}s)")
+          f"running_loss {r.running_loss:.4f}  ({r.seconds:.1f}s)"
+          + (f"  skipped {r.skipped}" if r.skipped else ""))

@@ -6,7 +6,8 @@ scikit-learn's handwritten digits, which work offline, shows a progress bar and
 one line per epoch, and writes the run to ``runs/<model>-<dataset>-<time>``.
 Settings come from the defaults, then a TOML file (``--config``), then flags.
 Every flag's default is shown by ``--help``. Bad input ends with a one-line message
-and exit status 2, not a traceback.
+and exit status 2, not a traceback; a NaN or infinite loss or gradient under
+``--nan-policy stop`` ends with a one-line message and exit status 3.
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ def parser() -> argparse.ArgumentParser:
                  help="initialisation and data order (a function of seed and epoch)")
   g.add_argument("--scan-epoch", action="store_true",
                  help="run each epoch as one compiled program (data on the device)")
+  g.add_argument("--nan-policy", choices=("stop", "skip"), default=d.nan_policy,
+                 help="on a NaN/inf loss or gradient: stop (exit 3, the last good epoch stays "
+                      "checkpointed) or skip the update and count it")
   g = p.add_argument_group("output")
   g.add_argument("--out", dest="out_dir", default=None,
                  help="the run's folder (default: runs/<model>-<dataset>-<date-time>)")
@@ -175,6 +179,10 @@ def main(argv=None) -> int:
     message = " ".join(str(e).split())  # one line, whatever the exception's text
     print(f"python -m jaxtrain.train: error: {message}", file=sys.stderr)
     return 2
+  except loop.NonFiniteError as e:
+    # Exit 3, not 2: the input was valid, the training diverged.
+    print(f"python -m jaxtrain.train: error: {' '.join(str(e).split())}", file=sys.stderr)
+    return 3
   except KeyboardInterrupt:
     print("python -m jaxtrain.train: interrupted; the last finished epoch is checkpointed "
           "(continue with --resume)", file=sys.stderr)

@@ -95,9 +95,28 @@ def _batch_metrics(loss, logits, labels, reduction: str) -> dict[str, jax.Array]
   }
 
 
-def _step_fn(model: nnx.Module, loss_fn: LossFn, optimizer, reduction: str):
+NAN_POLICIES = ("stop", "skip")
+
+
+def _check_nan_policy(nan_policy: str | None) -> None:
+  if nan_policy is not None and nan_policy not in NAN_POLICIES:
+    raise ValueError(
+        f"nan_policy={nan_policy!r} is not valid; expected one of {', '.join(NAN_POLICIES)} "
+        "(or None: no check)"
+    )
+
+
+def _all_finite(loss, grads) -> jax.Array:
+  """True when the loss and every gradient entry are finite: one fused reduction."""
+  checks = [jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]
+  return jnp.logical_and(jnp.isfinite(loss), jnp.all(jnp.stack(checks)) if checks else True)
+
+
+def _step_fn(model: nnx.Module, loss_fn: LossFn, optimizer, reduction: str,
+             nan_policy: str | None = None):
   """The pure, un-jitted step on ``model``'s training-mode graph."""
   _check_reduction(reduction)
+  _check_nan_policy(nan_policy)
   graphdef = _graphdef(model, train=True)
 
   def loss_and_aux(params, model_state, images, labels):
@@ -114,14 +133,31 @@ def _step_fn(model: nnx.Module, loss_fn: LossFn, optimizer, reduction: str):
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     new_state = TrainState(params, model_state, opt_state, state.step + 1)
-    return new_state, _batch_metrics(loss, logits, labels, reduction)
+    metrics = _batch_metrics(loss, logits, labels, reduction)
+    if nan_policy is None:
+      return new_state, metrics
+    finite = _all_finite(loss, grads)
+    # A 0/1 flag per step: summed over an epoch it counts the bad steps, and the
+    # per-step values (kept on the device) locate the first one, at no sync.
+    metrics["nonfinite"] = jnp.logical_not(finite).astype(jnp.int32)
+    if nan_policy == "skip":
+      # optax.apply_if_finite's rule, over the whole state: a bad step leaves the
+      # parameters, the optimizer state (moments, schedule count), the model state
+      # and the step counter as they were. jnp.where selects, so a NaN in the
+      # discarded branch does not leak. The skipped batch leaves the epoch's
+      # metrics too: train loss and accuracy are over the applied updates.
+      new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
+      metrics = {k: jnp.where(finite, v, jnp.zeros_like(v)) if k != "nonfinite" else v
+                 for k, v in metrics.items()}
+      metrics["skipped"] = metrics["nonfinite"]
+    return new_state, metrics
 
   return step
 
 
 def make_train_step(
     model: nnx.Module, loss_fn: LossFn, optimizer: optax.GradientTransformation,
-    *, reduction: str = "mean",
+    *, reduction: str = "mean", nan_policy: str | None = None,
 ):
   """``train_step(state, (images, labels)) -> (state, metrics)``, jit-compiled.
 
@@ -131,27 +167,34 @@ def make_train_step(
     optimizer: any optax transformation (``jaxtrain.optim.sgd(...)``, ...).
     reduction: ``'mean'`` or ``'sum'``: the loss the gradient is taken of. With
       ``'sum'`` the gradient is ``batch_size`` times larger (see the README).
+    nan_policy: ``None`` (no check), ``'stop'`` or ``'skip'``. Both add the metric
+      ``nonfinite`` (1 when the loss or a gradient entry is NaN or infinite).
+      ``'stop'`` applies the update anyway (the caller stops, see ``loop.fit``);
+      ``'skip'`` leaves the whole state unchanged for such a step (as
+      ``optax.apply_if_finite``), zeroes its other metrics and adds ``skipped``.
 
   Returns:
     The compiled step. The input ``state`` is donated: do not use it afterwards.
     ``metrics`` holds ``loss`` (as the loss function returned it), ``loss_sum``,
     ``correct`` and ``count``, on the device.
   """
-  return jax.jit(_step_fn(model, loss_fn, optimizer, reduction), donate_argnums=0)
+  return jax.jit(_step_fn(model, loss_fn, optimizer, reduction, nan_policy), donate_argnums=0)
 
 
 def make_epoch(
     model: nnx.Module, loss_fn: LossFn, optimizer: optax.GradientTransformation,
-    *, reduction: str = "mean",
+    *, reduction: str = "mean", nan_policy: str | None = None,
 ):
   """``epoch(state, images, labels, order) -> (state, metrics)``: a whole epoch, one program.
 
   ``order`` is an ``(num_batches, batch_size)`` int array of example indices (the
   epoch's shuffled order); each scan iteration gathers its batch from ``images``
   and ``labels``, which stay on the device across epochs. Returns the metrics
-  summed over the epoch, plus ``batch_loss``: each batch's loss, ``(num_batches,)``.
+  summed over the epoch, plus ``batch_loss``: each batch's loss, ``(num_batches,)``,
+  and with a ``nan_policy`` (see ``make_train_step``) ``batch_nonfinite``: each
+  batch's 0/1 flag.
   """
-  step = _step_fn(model, loss_fn, optimizer, reduction)
+  step = _step_fn(model, loss_fn, optimizer, reduction, nan_policy)
 
   def epoch(state, images, labels, order):
     def body(state, idx):
@@ -161,6 +204,8 @@ def make_epoch(
     state, per_batch = jax.lax.scan(body, state, order)
     totals = {k: jnp.sum(v) for k, v in per_batch.items()}
     totals["batch_loss"] = per_batch["loss"]
+    if "nonfinite" in per_batch:
+      totals["batch_nonfinite"] = per_batch["nonfinite"]
     return state, totals
 
   return jax.jit(epoch, donate_argnums=0)

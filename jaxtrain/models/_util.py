@@ -39,6 +39,26 @@ def flatten(x: jax.Array) -> jax.Array:
   return x.reshape(x.shape[0], -1)
 
 
+def check_features(x, in_features: int, model: str) -> None:
+  """Raises ``ValueError`` unless ``x`` is a batch of ``in_features`` features per example.
+
+  Accepts ``(N, in_features)`` or any ``(N, ...)`` whose trailing axes multiply to
+  ``in_features`` (images, flattened as torch's ``nn.Flatten()``). Shapes are
+  static under ``jit``: the check runs once per compile, never per step.
+  """
+  shape = tuple(jnp.shape(x))
+  expected = (f"(N, {in_features}) or (N, H, W, C) with H * W * C == {in_features} "
+              f"(in_features={in_features})")
+  if len(shape) < 2:
+    raise ValueError(
+        f"{model}: x must be a batch {expected}, got shape {shape}"
+        + (" (one example? add the batch axis: x[None])" if shape == (in_features,) else ""))
+  features = math.prod(shape[1:])
+  if features != in_features:
+    raise ValueError(
+        f"{model}: x of shape {shape} has {features} features per example; expected {expected}")
+
+
 def count_params(model: nnx.Module) -> int:
   """Number of trainable scalars, as torch's ``sum(p.numel() for p in model.parameters())``.
 

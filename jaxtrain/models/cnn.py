@@ -84,9 +84,22 @@ class CNN(nnx.Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """``(N, H, W, C) -> (N, num_classes)``."""
-    if x.ndim != 4 or x.shape[1:] != (self.image_size, self.image_size, self.in_channels):
+    s, c = self.image_size, self.in_channels
+    shape = tuple(x.shape)
+    if len(shape) != 4 or shape[1:] != (s, s, c):
+      # The two mistakes torch users make, named: no channel axis (MNIST as
+      # (N, 28, 28)), and channels-first (torch's NCHW) input.
+      if shape[1:] == (s, s):
+        hint = "; the channel axis is missing: use x[..., None]"
+      elif len(shape) == 4 and shape[1:] == (c, s, s):
+        hint = "; this looks channels-first (NCHW): use x.transpose(0, 2, 3, 1)"
+      elif len(shape) == 4 and shape[1:3] == (s, s):
+        hint = f"; {shape[3]} channels, but in_channels={c}"
+      else:
+        hint = ""
       raise ValueError(
-          f"CNN expects images (N, {self.image_size}, {self.image_size}, {self.in_channels}), got {x.shape}")
+          f"CNN expects images x of shape (N, {s}, {s}, {c}) (image_size={s}, in_channels={c}, "
+          f"channels last), got shape {shape}{hint}")
     x = ops.max_pool2d(self.conv1(x), 2)
     x = ops.max_pool2d(self.conv2(x), 2)
     x = ops.max_pool2d(self.conv3(x), 2)

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxtrain.models._util import check_features
 from jaxtrain.models._util import flatten
 from jaxtrain.models._util import torch_linear
 
@@ -26,11 +27,20 @@ class RegressionNet(nnx.Module):
   """
 
   def __init__(self, *, in_features: int = 10, hidden: int = 5, rngs: nnx.Rngs):
+    self.in_features = in_features
     self.linear1 = torch_linear(in_features, hidden, rngs=rngs)
     self.linear2 = torch_linear(hidden, 1, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    """``(N, in_features) -> (N, 1)``."""
+    """``(N, in_features) -> (N, 1)``.
+
+    Raises:
+      ValueError: if ``x`` is not ``(N, in_features)``.
+    """
+    shape = tuple(jnp.shape(x))
+    if len(shape) != 2 or shape[1] != self.in_features:
+      raise ValueError(f"RegressionNet: x must have shape (N, {self.in_features}) "
+                       f"(in_features={self.in_features}), got shape {shape}")
     return self.linear2(jax.nn.relu(self.linear1(x)))
 
 
@@ -56,6 +66,7 @@ class SoftmaxRegression(nnx.Module):
   """
 
   def __init__(self, *, in_features: int = 784, num_classes: int = 10, rngs: nnx.Rngs):
+    self.in_features = in_features
     self.linear = nnx.Linear(
         in_features, num_classes,
         kernel_init=nnx.initializers.normal(stddev=0.01),
@@ -63,5 +74,10 @@ class SoftmaxRegression(nnx.Module):
         rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    """``(N, in_features)`` or ``(N, H, W, C)`` -> ``(N, num_classes)``."""
+    """``(N, in_features)`` or ``(N, H, W, C)`` -> ``(N, num_classes)``.
+
+    Raises:
+      ValueError: if ``x`` is not a batch of ``in_features`` features per example.
+    """
+    check_features(x, self.in_features, "SoftmaxRegression")
     return self.linear(flatten(jnp.asarray(x)))

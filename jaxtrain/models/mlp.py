@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
+from jaxtrain.models._util import check_features
 from jaxtrain.models._util import flatten
 from jaxtrain.models._util import torch_linear
 
@@ -34,9 +35,15 @@ class MLP(nnx.Module):
 
   def __init__(self, *, in_features: int = 784, hidden: int = 256, num_classes: int = 10,
                rngs: nnx.Rngs):
+    self.in_features = in_features
     self.hidden = torch_linear(in_features, hidden, rngs=rngs)
     self.output = torch_linear(hidden, num_classes, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    """``(N, in_features)`` or ``(N, H, W, C)`` -> ``(N, num_classes)``."""
+    """``(N, in_features)`` or ``(N, H, W, C)`` -> ``(N, num_classes)``.
+
+    Raises:
+      ValueError: if ``x`` is not a batch of ``in_features`` features per example.
+    """
+    check_features(x, self.in_features, "MLP")
     return self.output(jax.nn.relu(self.hidden(flatten(x))))

@@ -54,10 +54,13 @@ class RNNClassifier(nnx.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     """``(N, T, input_size)`` or ``(N, H, W, C)`` -> ``(N, num_classes)``."""
     x = jnp.asarray(x)
+    shape = tuple(x.shape)
     if x.ndim == 4:
       x = x.reshape(x.shape[0], x.shape[1], -1)  # image rows as time steps
     if x.ndim != 3 or x.shape[-1] != self.input_size:
-      raise ValueError(f"RNNClassifier expects (N, T, {self.input_size}) or images, got {x.shape}")
+      raise ValueError(
+          f"RNNClassifier expects x of shape (N, T, {self.input_size}) or images (N, H, W, C) "
+          f"with W * C == {self.input_size} (input_size={self.input_size}), got shape {shape}")
     w_hh = self.weight_hh[...]
     # The input projection of every step at once: one (N*T, in) x (in, H) matmul
     # outside the loop, both biases folded in, leaving only h @ W_hh in the scan.

@@ -50,6 +50,10 @@ MODES = ("bar", "lines", "quiet", "json")
 # The fields of ``jaxtrain.loop.EpochResult``, in its order (the CSV's columns).
 FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
           "running_loss", "seconds")
+# Fields a result may lack, with their value then: updates skipped for a
+# non-finite loss or gradient (nan_policy='skip').
+OPTIONAL = {"skipped": 0}
+COLUMNS = FIELDS + tuple(OPTIONAL)
 
 # TensorBoard tag -> result field. Tags are grouped by their prefix ("loss/",
 # "accuracy/") so that TensorBoard draws train and test in the same section.
@@ -61,6 +65,7 @@ TAGS = {
     "lr": "lr",
     "running_loss": "running_loss",
     "time/epoch_seconds": "seconds",
+    "skipped_updates": "skipped",
 }
 
 
@@ -83,6 +88,11 @@ def _as_record(result: Any) -> dict[str, int | float]:
       raise TypeError(f"result {result!r} has no field {name!r}; expected the fields "
                       f"{', '.join(FIELDS)}") from None
     record[name] = int(value) if name == "epoch" else float(value)
+  for name, default in OPTIONAL.items():
+    try:
+      record[name] = int(get(name))
+    except (KeyError, AttributeError):
+      record[name] = default
   return record
 
 
@@ -288,7 +298,7 @@ class Reporter:
     path = os.path.join(self.out_dir, "metrics.csv")
     new = not os.path.exists(path)
     with open(path, "a", encoding="utf-8", newline="") as f:
-      writer = csv.DictWriter(f, fieldnames=FIELDS)
+      writer = csv.DictWriter(f, fieldnames=COLUMNS)
       if new:
         writer.writeheader()
       writer.writerow(record)

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from jaxtrain import reporting
-from jaxtrain.reporting import FIELDS, TAGS, Reporter, plot_curves, read_scalars
+from jaxtrain.reporting import COLUMNS, TAGS, Reporter, plot_curves, read_scalars
+from jaxtrain.loop import EpochResult  # what fit() hands the reporter
 
 CONFIG = {"model": "cnn", "dataset": "digits", "loss": "cross_entropy", "optimizer": "sgd",
           "lr": 0.05, "betas": (0.9, 0.999), "data_dir": None}
@@ -24,7 +25,7 @@ def fake_results(n=3):
   """n epochs of plausible results; values with many digits test float32 round trips."""
   return [SimpleNamespace(epoch=e, lr=0.05 * 0.1 ** (e // 2), train_loss=2.3 / e + 0.0123456789,
                           train_acc=0.1 + 0.3 * e, test_loss=2.4 / e, test_acc=0.09 + 0.29 * e,
-                          running_loss=50.0 / e, seconds=1.5 + e)
+                          running_loss=50.0 / e, seconds=1.5 + e, skipped=e - 1)
           for e in range(1, n + 1)]
 
 
@@ -62,17 +63,17 @@ def test_metrics_jsonl(run_dir):
   lines = (out / "metrics.jsonl").read_text().splitlines()
   assert len(lines) == 3
   for line, r in zip(lines, fake_results()):
-    assert json.loads(line) == {f: getattr(r, f) for f in FIELDS}
+    assert json.loads(line) == {f: getattr(r, f) for f in COLUMNS}
 
 
 def test_metrics_csv(run_dir):
   out, _ = run_dir
   with open(out / "metrics.csv", newline="") as f:
     rows = list(csv.reader(f))
-  assert rows[0] == list(FIELDS)
+  assert rows[0] == list(COLUMNS)
   assert len(rows) == 4
   for row, r in zip(rows[1:], fake_results()):
-    assert [float(v) for v in row] == [float(getattr(r, f)) for f in FIELDS]
+    assert [float(v) for v in row] == [float(getattr(r, f)) for f in COLUMNS]
 
 
 def test_curves_png(run_dir):
@@ -151,7 +152,7 @@ def test_mode_json():
   lines = text.splitlines()
   assert len(lines) == 3
   assert [json.loads(line) for line in lines] == [
-      {f: getattr(r, f) for f in FIELDS} for r in fake_results()]
+      {f: getattr(r, f) for f in COLUMNS} for r in fake_results()]
 
 
 def test_mode_quiet():
@@ -167,7 +168,7 @@ def test_mode_lines():
 def test_mode_lines_default_format():
   stream = io.StringIO()
   with Reporter(out_dir=None, mode="lines", epochs=20, stream=stream) as rep:
-    rep.end_epoch(dataclasses.asdict(_Result(epoch=3, lr=0.05, train_loss=0.5, train_acc=0.8,
+    rep.end_epoch(dataclasses.asdict(EpochResult(epoch=3, lr=0.05, train_loss=0.5, train_acc=0.8,
                                              test_loss=0.6, test_acc=0.75, running_loss=11.0,
                                              seconds=1.25)))
   assert stream.getvalue() == ("epoch  3/20  lr 5.00e-02  loss 0.5000  train acc 0.8000  "
@@ -226,23 +227,11 @@ def test_rerun_replaces_metrics(tmp_path):
   assert len((tmp_path / "metrics.csv").read_text().splitlines()) == 3
 
 
-@dataclasses.dataclass
-class _Result:  # the fields of jaxtrain.loop.EpochResult
-  epoch: int
-  lr: float
-  train_loss: float
-  train_acc: float
-  test_loss: float
-  test_acc: float
-  running_loss: float
-  seconds: float
-
-
 def test_plot_curves_edge_cases(tmp_path):
   import matplotlib.image
 
   # One epoch, numpy scalars, a NaN loss (a diverged run): all draw.
-  one = [_Result(1, 0.1, np.float32(2.3), 0.1, float("nan"), np.float64(0.1), 50.0, 1.0)]
+  one = [EpochResult(1, 0.1, np.float32(2.3), 0.1, float("nan"), np.float64(0.1), 50.0, 1.0)]
   plot_curves(one, tmp_path / "one.png", title="t")
   assert matplotlib.image.imread(tmp_path / "one.png").shape == (630, 960, 4)
   plot_curves([], tmp_path / "empty.png")

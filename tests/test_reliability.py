@@ -23,6 +23,10 @@ from jaxtrain.checkpoint import Checkpointer
 from jaxtrain.data import epoch_permutation, load_dataset
 from jaxtrain.data.dataset import Dataset, Split
 
+# The repository root, for the subprocesses' imports: from this file, not the
+# working directory, which the tests must not depend on.
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 # softmax regression on the digits: 3 epochs of 22 SGD-with-momentum updates each
 # take well under a second, so a process's cost is its start (about 5 s).
 COMMON = ["--model", "softmax_regression", "--epochs", "3", "--progress", "quiet"]
@@ -109,7 +113,7 @@ def _params(path):
 def test_sigkill_anywhere_then_resume_equals_the_uninterrupted_run(tmp_path):
   # The killed processes start together (their time is mostly the start), each
   # waits at its hook, and is SIGKILLed there.
-  env = {**os.environ, "PYTHONPATH": os.getcwd()}
+  env = {**os.environ, "PYTHONPATH": REPO}
   procs = {}
   for hook, _ in KILL_POINTS:
     out = tmp_path / hook.replace(":", "_")
@@ -250,7 +254,7 @@ def test_cli_huge_lr_exits_3_with_one_line(tmp_path):
   proc = subprocess.run(
       [sys.executable, "-m", "jaxtrain.train", *COMMON, "--lr", "1e38", "--out",
        str(tmp_path / "run")],
-      capture_output=True, text=True, timeout=180, env={**os.environ, "PYTHONPATH": os.getcwd()})
+      capture_output=True, text=True, timeout=180, env={**os.environ, "PYTHONPATH": REPO})
   assert proc.returncode == 3
   assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
   assert "non-finite loss or gradient at epoch 1, step " in proc.stderr

@@ -14,14 +14,13 @@ Prints one line::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 from collections.abc import Sequence
 
 from jaxtrain import loop
 from jaxtrain.checkpoint import Checkpointer
-from jaxtrain.data import DatasetNotFoundError, load_dataset, num_batches
+from jaxtrain.data import DatasetNotFoundError, load_dataset
 from jaxtrain.train_step import create_train_state, make_eval_step
 
 _PROG = "python -m jaxtrain.evaluate"
@@ -34,19 +33,12 @@ class _UsageError(Exception):
 def config_from_dict(d: dict) -> loop.Config:
   """The ``loop.Config`` saved as ``dataclasses.asdict(config)`` (through JSON).
 
-  JSON turns tuples into lists: fields whose default is a tuple get tuples back.
-  Keys that ``Config`` no longer has are ignored (they cannot affect what is
-  rebuilt here); missing ones take their defaults.
+  JSON turns tuples into lists: they become tuples again. Keys that ``Config`` no
+  longer has are ignored (they cannot affect what is rebuilt here); missing ones
+  take their defaults; wrong types raise ``ValueError`` (``loop.config_values``).
   """
-  fields = {f.name: f for f in dataclasses.fields(loop.Config)}
-  kwargs = {}
-  for name, value in d.items():
-    if name not in fields:
-      continue
-    if isinstance(value, list):
-      value = tuple(value)
-    kwargs[name] = value
-  return loop.Config(**kwargs)
+  return loop.Config(**loop.config_values(d, source="the checkpoint's config",
+                                          allow_unknown=True))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -96,11 +88,11 @@ def evaluate_checkpoint(directory: str, epoch: int | None = None,
       data = load_dataset(config.dataset, data_dir=config.data_dir)
     except (DatasetNotFoundError, ValueError) as e:  # e.g. a --data-dir without the data
       raise _UsageError(str(e).splitlines()[0]) from e
-    # Rebuilt as loop.fit builds them: the optimizer's state (a schedule's count
-    # included) must have the saved structure for the restore.
-    steps = num_batches(len(data.train.labels), config.batch_size, drop_last=True)
-    model = loop.build_model(config.model, data, config.seed)
-    optimizer = loop.build_optimizer(config, loop.build_schedule(config, max(steps, 1)))
+    # Rebuilt as loop.fit builds it: the restore needs the saved structure.
+    try:
+      model, _, optimizer, _ = loop.build_training(config, data)
+    except ValueError as e:
+      raise _UsageError(f"bad config in the checkpoint's meta: {e}") from e
     state, _ = ckpt.restore(create_train_state(model, optimizer), epoch)
   finally:
     ckpt.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -145,6 +145,49 @@ class NonFiniteError(FloatingPointError):
     self.last_checkpoint = last_checkpoint
 
 
+def _field_value(name: str, value, source: str):
+  """``value`` for Config field ``name``, or ValueError naming it and the expected type."""
+  default = getattr(Config(), name)
+  if value is None and default is None:  # the optional folders
+    return value
+  if isinstance(default, bool):
+    ok = isinstance(value, bool)
+  elif isinstance(default, float):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+  elif isinstance(default, int):
+    ok = isinstance(value, int) and not isinstance(value, bool)
+  elif isinstance(default, tuple):
+    ok = isinstance(value, (list, tuple)) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    value = tuple(value) if ok else value
+  else:  # str, or None for the optional folders
+    ok = isinstance(value, str)
+  if not ok:
+    expected = type(default).__name__ if default is not None else "str"
+    raise ValueError(f"{source}: {name} must be a {expected}, got {value!r}")
+  return value
+
+
+def config_values(raw: Mapping, *, source: str, allow_unknown: bool) -> dict:
+  """Checked ``Config`` field values from a mapping: a TOML file, a saved config.json.
+
+  Keys may use dashes as the flags do; JSON's lists become the tuples ``Config``
+  holds. A wrong type raises ``ValueError`` naming ``source``, the key and the
+  expected type; so does an unknown key unless ``allow_unknown`` (a run saved by
+  an older jaxtrain may hold keys ``Config`` no longer has).
+  """
+  fields = {f.name for f in dataclasses.fields(Config)}
+  values = {}
+  for key, value in raw.items():
+    name = key.replace("-", "_")
+    if name not in fields:
+      if allow_unknown:
+        continue
+      raise ValueError(f"{source}: unknown key {key!r}; known keys: {', '.join(sorted(fields))}")
+    values[name] = _field_value(name, value, source)
+  return values
+
+
 def build_model(name: str, data: Dataset, seed: int) -> nnx.Module:
   """The model ``name`` sized for ``data``'s images and classes."""
   h, w, c = data.image_shape
@@ -190,6 +233,24 @@ def build_optimizer(config: Config, lr) -> optax.GradientTransformation:
   if config.optimizer == "rmsprop":
     return optim.rmsprop(lr, momentum=config.momentum, weight_decay=wd)
   return optim.adagrad(lr, weight_decay=wd)
+
+
+def build_training(config: Config, data: Dataset):
+  """``(model, lr, optimizer, steps_per_epoch)`` of a run: what ``fit`` trains with.
+
+  A checkpoint restores only into this structure (a schedule's count is part of
+  the optimizer's state), so evaluation rebuilds a run with this function too.
+  """
+  n = len(data.train.labels)
+  steps = num_batches(n, config.batch_size, drop_last=True)
+  if steps == 0:
+    raise ValueError(
+        f"batch_size={config.batch_size} is larger than the {n} training examples of "
+        f"{config.dataset!r} (batches drop the last partial batch)"
+    )
+  model = build_model(config.model, data, config.seed)
+  lr = build_schedule(config, steps)
+  return model, lr, build_optimizer(config, lr), steps
 
 
 @jax.jit
@@ -251,15 +312,7 @@ def fit(config: Config, *, log: Callable[[str], None] | None = None, data: Datas
   data = data if data is not None else load_dataset(config.dataset, data_dir=config.data_dir)
   train, test = data.train, data.test
   n = len(train.labels)
-  steps = num_batches(n, config.batch_size, drop_last=True)
-  if steps == 0:
-    raise ValueError(
-        f"batch_size={config.batch_size} is larger than the {n} training examples of "
-        f"{config.dataset!r} (batches drop the last partial batch)"
-    )
-  model = build_model(config.model, data, config.seed)
-  lr = build_schedule(config, steps)
-  optimizer = build_optimizer(config, lr)
+  model, lr, optimizer, steps = build_training(config, data)
   loss_fn = LOSSES[config.loss]
   state = create_train_state(model, optimizer)
   results: list[EpochResult] = []
@@ -313,16 +366,15 @@ def fit(config: Config, *, log: Callable[[str], None] | None = None, data: Datas
                  else jax.device_get(jnp.stack([m["nonfinite"] for m in per_batch])))
         _raise_nonfinite(config, epoch, steps, int(np.argmax(flags)), bad, checkpoints)
       count = int(t["count"])
+      test_loss, test_acc = evaluate(eval_step, state, test.images, test.labels,
+                                     config.eval_batch_size)
       result = EpochResult(
           epoch=epoch + 1, lr=lr_now,
           # nan_policy='skip': the means are over the applied updates' examples.
           train_loss=float(t["loss_sum"] / count), train_acc=float(t["correct"] / count),
-          test_loss=0.0, test_acc=0.0, running_loss=float(t["loss"]),
-          seconds=0.0, skipped=bad,
+          test_loss=test_loss, test_acc=test_acc, running_loss=float(t["loss"]),
+          seconds=time.perf_counter() - start, skipped=bad,
       )
-      result.test_loss, result.test_acc = evaluate(eval_step, state, test.images, test.labels,
-                                                   config.eval_batch_size)
-      result.seconds = time.perf_counter() - start
       results.append(result)
       if checkpoints:  # first: whatever happens next, this epoch is kept
         checkpoints.save(epoch + 1, state, meta={

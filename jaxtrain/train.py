@@ -92,30 +92,6 @@ def parser() -> argparse.ArgumentParser:
   return p
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(loop.Config)}
-
-
-def _check_value(name: str, value, source: str):
-  """``value`` for Config field ``name``, or ValueError naming it and the expected type."""
-  default = getattr(loop.Config(), name)
-  if isinstance(default, bool):
-    ok = isinstance(value, bool)
-  elif isinstance(default, float):
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-  elif isinstance(default, int):
-    ok = isinstance(value, int) and not isinstance(value, bool)
-  elif isinstance(default, tuple):
-    ok = isinstance(value, (list, tuple)) and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-    value = tuple(value) if ok else value
-  else:  # str, or None for the optional folders
-    ok = isinstance(value, str)
-  if not ok:
-    expected = type(default).__name__ if default is not None else "str"
-    raise ValueError(f"{source}: {name} must be a {expected}, got {value!r}")
-  return value
-
-
 def read_config_file(path: str) -> dict:
   """The settings of a TOML file, checked: unknown keys and wrong types raise ValueError."""
   try:
@@ -125,14 +101,7 @@ def read_config_file(path: str) -> dict:
     raise ValueError(f"config file {path!r} does not exist") from None
   except tomllib.TOMLDecodeError as e:
     raise ValueError(f"config file {path!r} is not valid TOML: {e}") from None
-  values = {}
-  for key, value in raw.items():
-    name = key.replace("-", "_")
-    if name not in _FIELDS:
-      known = ", ".join(sorted(_FIELDS))
-      raise ValueError(f"config file {path!r}: unknown key {key!r}; known keys: {known}")
-    values[name] = _check_value(name, value, f"config file {path!r}")
-  return values
+  return loop.config_values(raw, source=f"config file {path!r}", allow_unknown=False)
 
 
 def config_from_args(argv=None) -> tuple[loop.Config, bool]:
@@ -145,14 +114,14 @@ def config_from_args(argv=None) -> tuple[loop.Config, bool]:
       raise ValueError(f"--resume {args.resume!r}: no run there (no config.json)")
     with open(path) as f:
       saved = json.load(f)
-    values = {k: _check_value(k, v, path) for k, v in saved.items() if k in _FIELDS
-              and v is not None}
+    values = loop.config_values(saved, source=path, allow_unknown=True)
     values.update(out_dir=args.resume, progress=args.progress)
     return loop.Config(**values), True
   if args.config:
     p.set_defaults(**read_config_file(args.config))
     args = p.parse_args(argv)
-  values = {k: v for k, v in vars(args).items() if k in _FIELDS}
+  fields = {f.name for f in dataclasses.fields(loop.Config)}
+  values = {k: v for k, v in vars(args).items() if k in fields}
   values["betas"], values["milestones"] = tuple(values["betas"]), tuple(values["milestones"])
   if values["out_dir"] is None:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")

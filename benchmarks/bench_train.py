@@ -1,187 +1,483 @@
-"""Training throughput: torch eager vs jaxtrain per-step vs jaxtrain scan-epoch, same run.
+"""Training throughput and memory: torch eager, torch.compile, jaxtrain per-step and scan-epoch.
 
     python benchmarks/bench_train.py            # print the table
     python benchmarks/bench_train.py --write    # and record it in benchmarks/RESULTS.md
+    python benchmarks/bench_train.py --models cnn --contenders torch jax-step --repeat 5
 
 The notes' models on their data shapes (random data, the same for every contender):
 the CIFAR-10 CNN at batch 64 (32x32x3), the MLP at batch 256 (28x28x1), the RNN at
-batch 64 (28 rows of 28). Each contender trains ``--steps`` SGD steps (lr 0.01,
-cross entropy): torch eager (forward, backward, ``optimizer.step()``), jaxtrain's
-jit-compiled ``train_step`` called once per batch, and jaxtrain's ``make_epoch``
-(all steps in one ``lax.scan``, data on the device). Reported: steps/s, images/s,
-time to the first step (compilation for jaxtrain), and jaxtrain / torch throughput.
-Default threads; no allocator tuning for either.
+batch 64 (28 rows of 28). Each contender trains SGD (lr 0.01, cross entropy) on the
+same ``--steps`` batches:
+
+* ``torch``: torch eager (forward, backward, ``optimizer.step()``), on NCHW tensors
+  as the notes' users hold them;
+* ``torch-compile``: the same with the model wrapped once in ``torch.compile``
+  (default inductor backend and mode; the optimizer step stays eager). Its first
+  step includes the compilation, from a cold cache (a fresh, temporary
+  ``TORCHINDUCTOR_CACHE_DIR``); a failure is recorded as ``failed: <reason>``;
+* ``jax-step``: jaxtrain's jit-compiled ``train_step`` called once per batch;
+* ``jax-scan``: jaxtrain's ``make_epoch`` (all steps in one ``lax.scan``, data on
+  the device).
+
+Every (model, contender) runs in its own fresh Python process (this script with
+``--child MODEL CONTENDER``, which prints one JSON line), one after another, so that
+the peak memory is that contender's alone and no framework's thread pool or
+allocator sees the other's. Reported per row: the device used (jax's default
+device, a GPU when there is one; torch's CUDA when ``torch.cuda.is_available()``),
+the time to the first step (compilation for torch.compile and jaxtrain), steps/s
+and images/s (median of ``--repeat`` timed windows of ``--steps`` steps each, after
+the first step), the throughput relative to torch eager of the same run, and
+memory: the process's peak resident set size (``ru_maxrss``), the same minus the
+resident set size measured after imports, data creation and the data's copy into
+the contender's arrays (before the model is built), and on a GPU the device's peak
+(jax's ``peak_bytes_in_use``, torch's ``max_memory_allocated``).
+
+Default threads and no allocator tuning for either framework (jax's GPU memory
+preallocation left on).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
+import resource
+import shutil
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-import torch
-from flax import nnx
-
-import jaxtrain.losses as L
-from jaxtrain import models, optim
-from jaxtrain.train_step import create_train_state, make_epoch, make_train_step
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_losses import machine, write_results  # noqa: E402
 
 CASES = {
-    # name: (batch, image shape (H, W, C), jaxtrain model, torch model)
-    "cnn": (64, (32, 32, 3),
-            lambda: models.CNN(in_channels=3, image_size=32, rngs=nnx.Rngs(0)),
-            lambda: torch.nn.Sequential(
-                torch.nn.Conv2d(3, 32, 5, padding=2), torch.nn.MaxPool2d(2),
-                torch.nn.Conv2d(32, 32, 5, padding=2), torch.nn.MaxPool2d(2),
-                torch.nn.Conv2d(32, 64, 5, padding=2), torch.nn.MaxPool2d(2),
-                torch.nn.Flatten(), torch.nn.Linear(1024, 64), torch.nn.Linear(64, 10))),
-    "mlp": (256, (28, 28, 1),
-            lambda: models.MLP(rngs=nnx.Rngs(0)),
-            lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 256),
-                                        torch.nn.ReLU(), torch.nn.Linear(256, 10))),
-    "rnn": (64, (28, 28, 1),
-            lambda: models.RNNClassifier(rngs=nnx.Rngs(0)),
-            lambda: _TorchRNN()),
+    # name: (batch, image shape (H, W, C))
+    "cnn": (64, (32, 32, 3)),
+    "mlp": (256, (28, 28, 1)),
+    "rnn": (64, (28, 28, 1)),
 }
 
+CONTENDERS = {
+    # command-line name: label in the table
+    "torch": "torch eager",
+    "torch-compile": "torch.compile",
+    "jax-step": "jaxtrain per-step",
+    "jax-scan": "jaxtrain scan-epoch",
+}
 
-class _TorchRNN(torch.nn.Module):
-  """001_42dfbdd5dad21a82.txt's RNN classifier."""
+LR = 0.01
+_TAG = "BENCH_TRAIN_RESULT "  # prefix of the child's JSON line
 
-  def __init__(self):
-    super().__init__()
-    self.rnn = torch.nn.RNN(28, 128, batch_first=True)
-    self.fc = torch.nn.Linear(128, 10)
 
-  def forward(self, x):
-    out, _ = self.rnn(x)
-    return self.fc(out[:, -1, :])
+def torch_model(name: str):
+  """The notes' torch definition of model ``name`` (``cnn``, ``mlp`` or ``rnn``)."""
+  import torch
+
+  if name == "cnn":
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 32, 5, padding=2), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(32, 32, 5, padding=2), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(32, 64, 5, padding=2), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(1024, 64), torch.nn.Linear(64, 10))
+  if name == "mlp":
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 256),
+                               torch.nn.ReLU(), torch.nn.Linear(256, 10))
+  if name == "rnn":
+
+    class TorchRNN(torch.nn.Module):
+      """001_42dfbdd5dad21a82.txt's RNN classifier."""
+
+      def __init__(self):
+        super().__init__()
+        self.rnn = torch.nn.RNN(28, 128, batch_first=True)
+        self.fc = torch.nn.Linear(128, 10)
+
+      def forward(self, x):
+        out, _ = self.rnn(x)
+        return self.fc(out[:, -1, :])
+
+    return TorchRNN()
+  raise ValueError(f"unknown model {name!r}")
+
+
+def jax_model(name: str):
+  """jaxtrain's model ``name`` (``cnn``, ``mlp`` or ``rnn``), channels-last."""
+  from flax import nnx
+
+  from jaxtrain import models
+
+  if name == "cnn":
+    return models.CNN(in_channels=3, image_size=32, rngs=nnx.Rngs(0))
+  if name == "mlp":
+    return models.MLP(rngs=nnx.Rngs(0))
+  if name == "rnn":
+    return models.RNNClassifier(rngs=nnx.Rngs(0))
+  raise ValueError(f"unknown model {name!r}")
 
 
 def _data(batch, shape, steps, seed=0):
+  """``steps`` batches of random NHWC images and labels (float32 drawn directly: no float64 peak)."""
   rng = np.random.default_rng(seed)
-  x = rng.uniform(size=(steps * batch,) + shape).astype(np.float32)
-  y = rng.integers(0, 10, steps * batch).astype(np.int32)
+  x = rng.random((steps * batch,) + shape, dtype=np.float32)
+  y = rng.integers(0, 10, steps * batch, dtype=np.int32)
   return x, y
 
 
-def bench_torch(name, steps):
-  batch, shape, _, make = CASES[name]
+# ---------------------------------------------------------------- the child ---
+
+
+def _rss_mib() -> float | None:
+  """The current resident set size in MiB (Linux), or None."""
+  try:
+    with open("/proc/self/statm") as f:
+      return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+  except (OSError, ValueError, IndexError):
+    return None
+
+
+def _maxrss_mib() -> float:
+  """This process's peak resident set size in MiB (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
+  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def _windows(run_window, steps: int, repeat: int) -> list[float]:
+  """Steps/s of ``repeat`` timed windows; ``run_window()`` runs ``steps`` steps and waits for them."""
+  out = []
+  for _ in range(repeat):
+    t0 = time.perf_counter()
+    run_window()
+    out.append(steps / (time.perf_counter() - t0))
+  return out
+
+
+def _child_torch(name: str, steps: int, repeat: int, compiled: bool) -> dict:
+  import torch
+
+  batch, shape = CASES[name]
   x, y = _data(batch, shape, steps)
-  net = make()
+  device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
   if name == "cnn":
     xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()  # NCHW, as torch users hold it
   elif name == "rnn":
-    xt = torch.from_numpy(x[..., 0])
+    xt = torch.from_numpy(x[..., 0])  # (N, 28, 28): rows as time steps
   else:
     xt = torch.from_numpy(x)
-  yt = torch.from_numpy(y).long()
-  opt = torch.optim.SGD(net.parameters(), lr=0.01)
+  xt, yt = xt.to(device), torch.from_numpy(y).long().to(device)
+  if device.type == "cuda":
+    torch.cuda.synchronize()
+    sync = torch.cuda.synchronize
+  else:
+    sync = lambda: None  # noqa: E731
+  out = dict(device=f"torch {device.type}" + (f" ({torch.cuda.get_device_name()})"
+                                              if device.type == "cuda" else ""),
+             threads=torch.get_num_threads())
+  out["baseline_rss_mib"], out["baseline_maxrss_mib"] = _rss_mib(), _maxrss_mib()
+
+  net = torch_model(name).to(device)
+  model = torch.compile(net) if compiled else net
+  opt = torch.optim.SGD(net.parameters(), lr=LR)
 
   def step(i):
     sl = slice(i * batch, (i + 1) * batch)
     opt.zero_grad()
-    loss = torch.nn.functional.cross_entropy(net(xt[sl]), yt[sl])
+    loss = torch.nn.functional.cross_entropy(model(xt[sl]), yt[sl])
     loss.backward()
     opt.step()
     return loss
 
+  def window():
+    for i in range(steps):
+      step(i)
+    sync()
+
   t0 = time.perf_counter()
   step(0)
-  first = time.perf_counter() - t0
-  t0 = time.perf_counter()
-  for i in range(steps):
-    step(i)
-  return steps / (time.perf_counter() - t0), first
+  sync()
+  out["first"] = time.perf_counter() - t0
+  if compiled:
+    from torch._dynamo.utils import counters
+
+    out["graphs"] = int(counters["stats"]["unique_graphs"])
+    out["graph_breaks"] = int(sum(counters["graph_break"].values()))
+    # Why dynamo gave up on a frame (e.g. nn.RNN: the frame then runs eagerly).
+    reasons = list(counters["unimplemented"]) + list(counters["graph_break"])
+    if reasons:
+      out["graph_break_reason"] = _one_line(reasons[0], 240)
+      explanation = [line.strip() for line in reasons[0].splitlines()
+                     if line.strip().startswith("Explanation:")]
+      if explanation:
+        out["graph_break_reason"] += " " + _one_line(explanation[0], 160)
+  out["sps"] = _windows(window, steps, repeat)
+  if device.type == "cuda":
+    out["device_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
+  return out
 
 
-def bench_jax(name, steps, scan):
-  batch, shape, make, _ = CASES[name]
+def _child_jax(name: str, steps: int, repeat: int, scan: bool) -> dict:
+  import jax
+  import jax.numpy as jnp
+
+  import jaxtrain.losses as L
+  from jaxtrain import optim
+  from jaxtrain.train_step import create_train_state, make_epoch, make_train_step
+
+  batch, shape = CASES[name]
   x, y = _data(batch, shape, steps)
-  model = make()
-  opt = optim.sgd(0.01)
+  dev = jax.devices()[0]
+  if scan:
+    xd, yd = jnp.asarray(x), jnp.asarray(y)
+    order = jnp.arange(steps * batch, dtype=jnp.int32).reshape(steps, batch)
+    jax.block_until_ready((xd, yd, order))
+  else:
+    xs = [jnp.asarray(x[i * batch:(i + 1) * batch]) for i in range(steps)]
+    ys = [jnp.asarray(y[i * batch:(i + 1) * batch]) for i in range(steps)]
+    jax.block_until_ready((xs, ys))
+  out = dict(device=f"jax {dev.platform}" + (f" ({dev.device_kind})" if dev.platform != "cpu" else ""),
+             xla_flags=os.environ.get("XLA_FLAGS", ""))  # the user's, or jaxtrain's import-time defaults
+  out["baseline_rss_mib"], out["baseline_maxrss_mib"] = _rss_mib(), _maxrss_mib()
+
+  model = jax_model(name)
+  opt = optim.sgd(LR)
   state = create_train_state(model, opt)
   if scan:
     epoch = make_epoch(model, L.cross_entropy, opt)
-    xd, yd = jnp.asarray(x), jnp.asarray(y)
-    order = jnp.arange(steps * batch, dtype=jnp.int32).reshape(steps, batch)
-    t0 = time.perf_counter()
-    state, totals = epoch(state, xd, yd, order)
-    jax.block_until_ready(totals)
-    first = time.perf_counter() - t0  # compile + one epoch
-    t0 = time.perf_counter()
-    state, totals = epoch(state, xd, yd, order)
-    jax.block_until_ready(totals)
-    return steps / (time.perf_counter() - t0), first
-  step = make_train_step(model, L.cross_entropy, opt)
-  xs = [jnp.asarray(x[i * batch:(i + 1) * batch]) for i in range(steps)]
-  ys = [jnp.asarray(y[i * batch:(i + 1) * batch]) for i in range(steps)]
+
+    def window():
+      nonlocal state
+      state, totals = epoch(state, xd, yd, order)
+      jax.block_until_ready(totals)
+
+    first_step = window  # compile + one whole epoch
+  else:
+    train_step = make_train_step(model, L.cross_entropy, opt)
+
+    def window():
+      nonlocal state
+      for i in range(steps):
+        state, m = train_step(state, (xs[i], ys[i]))
+      jax.block_until_ready(m)
+
+    def first_step():
+      nonlocal state
+      state, m = train_step(state, (xs[0], ys[0]))
+      jax.block_until_ready(m)
+
   t0 = time.perf_counter()
-  state, m = step(state, (xs[0], ys[0]))
-  jax.block_until_ready(m)
-  first = time.perf_counter() - t0
-  t0 = time.perf_counter()
-  for i in range(steps):
-    state, m = step(state, (xs[i], ys[i]))
-  jax.block_until_ready(m)
-  return steps / (time.perf_counter() - t0), first
+  first_step()
+  out["first"] = time.perf_counter() - t0
+  out["sps"] = _windows(window, steps, repeat)
+  jax.block_until_ready(state)
+  stats = dev.memory_stats()  # None on CPU
+  if stats and "peak_bytes_in_use" in stats:
+    out["device_peak_mib"] = stats["peak_bytes_in_use"] / 2**20
+  return out
 
 
-def run(names, steps):
+def _one_line(text, limit: int = 160) -> str:
+  """The first non-empty line of ``text``, at most ``limit`` characters."""
+  lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+  line = lines[0] if lines else ""
+  return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+def child(name: str, contender: str, steps: int, repeat: int) -> dict:
+  """One measurement in this (fresh) process; a failure is returned as ``error``, not raised."""
+  try:
+    if contender in ("torch", "torch-compile"):
+      out = _child_torch(name, steps, repeat, compiled=contender == "torch-compile")
+    else:
+      out = _child_jax(name, steps, repeat, scan=contender == "jax-scan")
+  except Exception as e:  # noqa: BLE001 -- recorded as the row's "failed: ..."
+    out = dict(error=_one_line(f"{type(e).__name__}: {e}"))
+  out["peak_rss_mib"] = _maxrss_mib()
+  return out
+
+
+# --------------------------------------------------------------- the parent ---
+
+
+def run_child(name: str, contender: str, steps: int, repeat: int, timeout: float) -> dict:
+  """Runs ``child`` in a fresh interpreter and returns its result (``error`` on failure)."""
+  env = dict(os.environ)
+  cache = None
+  if contender == "torch-compile":
+    # A cold compile each run, as jax's (no persistent compilation cache by default).
+    cache = tempfile.mkdtemp(prefix="bench_train_inductor_")
+    env["TORCHINDUCTOR_CACHE_DIR"] = cache
+  cmd = [sys.executable, os.path.abspath(__file__), "--child", name, contender,
+         "--steps", str(steps), "--repeat", str(repeat)]
+  try:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+  except subprocess.TimeoutExpired:
+    return dict(error=f"timed out after {timeout:.0f} s")
+  finally:
+    if cache:
+      shutil.rmtree(cache, ignore_errors=True)
+  for line in reversed(proc.stdout.splitlines()):
+    if line.startswith(_TAG):
+      return json.loads(line[len(_TAG):])
+  err = [line for line in proc.stderr.splitlines() if line.strip()]
+  return dict(error=f"exit status {proc.returncode}" + (f": {_one_line(err[-1])}" if err else ""))
+
+
+def _contender_label(r: dict) -> str:
+  label = CONTENDERS[r["key"]]
+  if r["key"] == "torch-compile" and "error" not in r:
+    if r.get("graphs") == 0:
+      label += " (nothing compiled: runs eager)"
+    elif r.get("graph_breaks"):
+      label += f" ({r['graphs']} graphs, {r['graph_breaks']} graph breaks)"
+  return label
+
+
+def _over_baseline(r: dict) -> str:
+  if r.get("baseline_rss_mib") is None:
+    return "-"
+  over = r["peak_rss_mib"] - r["baseline_rss_mib"]
+  # The peak was reached before the baseline (imports, data): training stayed below it.
+  bound = "<= " if r["peak_rss_mib"] <= r["baseline_maxrss_mib"] else ""
+  return f"{bound}{over:.0f}"
+
+
+def run(names, contenders, steps: int, repeat: int, timeout: float) -> list[dict]:
+  """All (model, contender) measurements, each in its own process; prints each row."""
   rows = []
   for name in names:
     batch = CASES[name][0]
-    torch_sps, torch_first = bench_torch(name, steps)
-    rows.append(dict(model=name, contender="torch eager", sps=torch_sps, first=torch_first,
-                     batch=batch, ratio=1.0))
-    for scan in (False, True):
-      sps, first = bench_jax(name, steps, scan)
-      rows.append(dict(model=name, contender="jaxtrain scan-epoch" if scan else "jaxtrain per-step",
-                       sps=sps, first=first, batch=batch, ratio=sps / torch_sps))
-    for r in rows[-3:]:
-      print(f"{r['model']:4} {r['contender']:20} {r['sps']:8.1f} steps/s {r['sps'] * batch:9.0f} img/s"
-            f"  first step {r['first']:6.2f} s  x{r['ratio']:.2f} torch", flush=True)
+    eager = None
+    for key in contenders:
+      t0 = time.perf_counter()
+      r = run_child(name, key, steps, repeat, timeout)
+      r.update(model=name, key=key, batch=batch, wall=time.perf_counter() - t0)
+      if "error" not in r:
+        r["median"] = statistics.median(r["sps"])
+        if key == "torch":  # the first contender, when chosen
+          eager = r["median"]
+        r["ratio"] = r["median"] / eager if eager else None
+      rows.append(r)
+      print(_console_line(r), flush=True)
   return rows
 
 
-def markdown(rows, steps) -> str:
+def _console_line(r: dict) -> str:
+  head = f"{r['model']:4} {_contender_label(r):34}"
+  if "error" in r:
+    return f"{head} failed: {r['error']}"
+  ratio = f"x{r['ratio']:.2f} torch eager" if r.get("ratio") else ""
+  dev = f" device peak {r['device_peak_mib']:.0f} MiB" if "device_peak_mib" in r else ""
+  return (f"{head} {r['median']:8.1f} steps/s [{min(r['sps']):.1f}-{max(r['sps']):.1f}] "
+          f"{r['median'] * r['batch']:9.0f} img/s  first step {r['first']:6.2f} s  "
+          f"peak RSS {r['peak_rss_mib']:5.0f} MiB (+{_over_baseline(r)}){dev}  {ratio}"
+          f"  [{r['device']}, {r['wall']:.0f} s]")
+
+
+def _load() -> str:
+  """The 1-minute load average, to judge whether the machine was quiet."""
+  try:
+    return f"{os.getloadavg()[0]:.2f}"
+  except OSError:
+    return "?"
+
+
+def markdown(rows, steps: int, repeat: int, command: str, load: tuple[str, str] = ("?", "?")) -> str:
+  """The RESULTS.md section (imports jax and torch, via ``machine()``: call it after the children)."""
+  sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+  from bench_losses import machine
+
+  device_col = any("device_peak_mib" in r for r in rows)
+  threads = sorted({r["threads"] for r in rows if "threads" in r})
+  xla_flags = sorted({r["xla_flags"] for r in rows if r.get("xla_flags")})
   lines = [
-      f"## Training throughput: torch eager vs jaxtrain per-step vs scan-epoch "
+      "## Training throughput: torch eager, torch.compile, jaxtrain per-step and scan-epoch "
       f"({datetime.date.today().isoformat()})",
       "",
-      f"{machine()} Command: `python benchmarks/bench_train.py --write` ({steps} SGD steps per "
-      "contender, random data, default threads, no allocator tuning).",
-      "First step: torch's first step; jaxtrain per-step's compile + first step; scan-epoch's "
-      "compile + one whole epoch.",
+      f"{machine()} Command: `{command}` ({steps} SGD steps per timed window, median of "
+      f"{repeat} window{'s' if repeat > 1 else ''} after the first step; random data, the same "
+      "for every contender).",
+      "Each row ran in its own fresh process, one after another. Default threads "
+      + (f"(torch: {', '.join(map(str, threads))} intra-op) " if threads else "")
+      + "and no allocator tuning for either framework. Load average (1 min) at the start / end: "
+      f"{load[0]} / {load[1]} (on {os.cpu_count()} cores; well above 0, the other load slows both, "
+      "torch's OpenMP threads the most)."
+      + (f" XLA_FLAGS in the jaxtrain processes (the environment's and jaxtrain's import-time "
+         f"defaults): {'; '.join(f'`{f}`' for f in xla_flags)}." if xla_flags else ""),
+      "First step: torch eager's first step; torch.compile's compilation of the model (inductor, "
+      "cold cache; the optimizer step stays eager) + first step; jaxtrain per-step's compile + "
+      "first step; scan-epoch's compile + one whole epoch.",
+      "Peak RSS: the process's `ru_maxrss` (imports, data and training). Over baseline: peak RSS "
+      "minus the RSS after imports, data creation and the data's copy into the contender's "
+      "arrays, before the model is built (`<=`: the peak was reached before, an upper bound)."
+      + (" Device peak: jax's `peak_bytes_in_use`, torch's `max_memory_allocated` (data included)."
+         if device_col else ""),
       "",
-      "| model (batch) | contender | steps/s | images/s | first step (s) | throughput vs torch |",
-      "|---|---|---:|---:|---:|---:|",
+      "| model (batch) | contender | device | steps/s (range) | images/s | first step (s) | "
+      "peak RSS (MiB) | peak RSS over baseline (MiB) | " + ("device peak (MiB) | " if device_col else "")
+      + "throughput vs torch eager |",
+      "|---|---|---|---:|---:|---:|---:|---:|" + ("---:|" if device_col else "") + "---:|",
   ]
+  notes = []
   for r in rows:
-    lines.append(f"| {r['model']} ({r['batch']}) | {r['contender']} | {r['sps']:.1f} | "
-                 f"{r['sps'] * r['batch']:.0f} | {r['first']:.2f} | {r['ratio']:.2f}x |")
+    head = f"| {r['model']} ({r['batch']}) | {_contender_label(r)} |"
+    if "error" in r:
+      empty = " - |" * (5 + device_col)
+      lines.append(f"{head} - | failed: {r['error'].replace('|', '/')} |{empty}")
+      continue
+    spread = f" ({min(r['sps']):.1f}-{max(r['sps']):.1f})" if len(r["sps"]) > 1 else ""
+    dev = (f" {r['device_peak_mib']:.0f} |" if "device_peak_mib" in r else " - |") if device_col else ""
+    ratio = f"{r['ratio']:.2f}x" if r.get("ratio") else "-"
+    lines.append(f"{head} {r['device']} | {r['median']:.1f}{spread} | {r['median'] * r['batch']:.0f} | "
+                 f"{r['first']:.2f} | {r['peak_rss_mib']:.0f} | {_over_baseline(r)} |{dev} {ratio} |")
+    if r.get("graph_break_reason") and r.get("graphs") == 0:
+      notes.append(f"torch.compile on {r['model']}: {r['graph_break_reason']}")
+  if notes:
+    lines += [""] + [f"- {n}" for n in notes]
   return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--models", nargs="+", choices=sorted(CASES), default=list(CASES))
-  parser.add_argument("--steps", type=int, default=64)
+  parser.add_argument("--contenders", nargs="+", choices=list(CONTENDERS), default=list(CONTENDERS),
+                      help="which contenders to run (default: all)")
+  parser.add_argument("--steps", type=int, default=64, help="steps per timed window")
+  parser.add_argument("--repeat", type=int, default=3,
+                      help="timed windows per contender; steps/s is their median")
+  parser.add_argument("--timeout", type=float, default=1800,
+                      help="seconds allowed to one contender's process")
   parser.add_argument("--write", action="store_true", help="record the table in RESULTS.md")
+  parser.add_argument("--child", nargs=2, metavar=("MODEL", "CONTENDER"), help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
-  rows = run(args.models, args.steps)
-  section = markdown(rows, args.steps)
+  if args.steps < 1 or args.repeat < 1:
+    parser.error("--steps and --repeat must be at least 1")
+  if args.child:
+    name, contender = args.child
+    if name not in CASES or contender not in CONTENDERS:
+      parser.error(f"unknown child {args.child}")
+    print(_TAG + json.dumps(child(name, contender, args.steps, args.repeat)), flush=True)
+    return 0
+  contenders = [c for c in CONTENDERS if c in args.contenders]  # the table's order
+  load = _load()
+  if load != "?" and float(load) > (os.cpu_count() or 1) / 2:
+    print(f"warning: load average {load} on {os.cpu_count()} cores: other work will slow both "
+          "frameworks (torch's OpenMP threads the most); take the figures on a quiet machine",
+          file=sys.stderr)
+  rows = run(args.models, contenders, args.steps, args.repeat, args.timeout)
+  load = (load, _load())
+  command = "python benchmarks/bench_train.py" + (" --write" if args.write else "")
+  if args.models != list(CASES):
+    command += " --models " + " ".join(args.models)
+  if contenders != list(CONTENDERS):
+    command += " --contenders " + " ".join(contenders)
+  command += f" --steps {args.steps} --repeat {args.repeat}"
+  section = markdown(rows, args.steps, args.repeat, command, load)
   print()
   print(section)
   if args.write:
+    from bench_losses import write_results  # on sys.path since markdown()
+
     write_results(section, os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"),
                   header="## Training throughput")
   return 0

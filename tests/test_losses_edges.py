@@ -218,3 +218,32 @@ def test_default_reduction_is_mean_for_every_loss():
   x, y = rng.standard_normal((4, 3)).astype(np.float32), rng.uniform(size=(4, 3)).astype(np.float32)
   assert_close(L.mse_loss(x, y), F.mse_loss(to_torch(x), to_torch(y)).numpy())
   assert_close(L.mse_loss(x, y), np.mean((x - y) ** 2))
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_multilabel_margin_in_row_blocks(reduction):
+  # More rows than one block (classification._MULTILABEL_BLOCK_ROWS = 64), and not a
+  # multiple of it: the blocked form (padded, checkpointed lax.map) against torch.
+  from jaxtrain.losses import classification
+
+  rows = 2 * classification._MULTILABEL_BLOCK_ROWS + 13
+  rng = np.random.default_rng(7)
+  x = rng.standard_normal((rows, 12)).astype(np.float32)
+  target = np.full((rows, 12), -1, np.int64)
+  for i in range(rows):
+    k = i % 5
+    target[i, :k] = rng.choice(12, k, replace=False)
+    if i % 7 == 0:
+      target[i, k] = target[i, 0]  # a class listed twice counts twice
+  compare_with_torch(
+      lambda x, t: L.multilabel_margin_loss(x, t, reduction=reduction),
+      lambda x, t: F.multilabel_margin_loss(x, t, reduction=reduction),
+      [x, target],
+  )
+
+
+def test_multilabel_margin_out_of_range_under_jit_is_nan():
+  x = jnp.zeros((70, 3))  # more than one block of rows
+  target = jnp.full((70, 3), -1).at[69, 0].set(5)
+  loss = jax.jit(lambda x, t: L.multilabel_margin_loss(x, t, reduction="none"))(x, target)
+  assert np.isnan(loss[69]) and not np.isnan(loss[:69]).any()

@@ -170,10 +170,10 @@ def cross_entropy(
   axis = _class_axis(input.ndim, axis, "cross_entropy")
   num_classes = input.shape[axis]
   weight = _class_weight(weight, num_classes, "cross_entropy", input.dtype)
-  logp = jax.nn.log_softmax(input, axis=axis)
   w_c = None if weight is None else _broadcast_on_axis(weight, input.ndim, axis)
 
   if jnp.shape(target) == input.shape:  # class probabilities, as torch decides
+    logp = jax.nn.log_softmax(input, axis=axis)
     float_dtypes(target, names=("target",))
     if ignore_index >= 0:
       raise ValueError(
@@ -187,9 +187,20 @@ def cross_entropy(
     terms = -jnp.sum(prod, axis=axis)
     return reduce_loss(terms, reduction, denominator=terms.size, out_dtype=out_dtype)
 
-  terms, w, valid = _nll_terms(logp, target, weight, ignore_index, axis, "cross_entropy")
+  # log_softmax's own steps (x shifted by its maximum, then the log of the sum of
+  # exponentials), without forming log p = shifted - lse for every class: the
+  # target's -log p is lse - shifted[target], the same operations on the same
+  # numbers, with fewer passes over the logits (1.3-2x faster on XLA:CPU).
+  shifted = input - jax.lax.stop_gradient(jnp.max(input, axis=axis, keepdims=True))
+  lse = jnp.log(jnp.sum(jnp.exp(shifted), axis=axis))
+  terms, w, valid = _nll_terms(shifted, target, weight, ignore_index, axis, "cross_entropy")
+  terms = jnp.where(valid, terms + w * lse, 0.0)
   if label_smoothing > 0:
-    smooth = -jnp.sum(logp if w_c is None else logp * w_c, axis=axis)
+    # -sum_c w_c log p_c = lse sum_c w_c - sum_c w_c shifted_c
+    if w_c is None:
+      smooth = num_classes * lse - jnp.sum(shifted, axis=axis)
+    else:
+      smooth = lse * jnp.sum(weight) - jnp.sum(shifted * w_c, axis=axis)
     terms = (1 - label_smoothing) * terms + (label_smoothing / num_classes) * jnp.where(
         valid, smooth, 0.0
     )
@@ -436,6 +447,42 @@ def multi_margin_loss(
   return reduce_loss(loss, reduction, out_dtype=out_dtype)
 
 
+# Rows per block of the pairwise form: a block's (rows, C, C) intermediates stay in
+# cache (at 1024 x 100 the unblocked form takes 35 ms on this CPU, blocks of 64
+# rows 6.5 ms; XLA:CPU's sort is too slow for an O(C log C) form to pay: 19.6 ms).
+_MULTILABEL_BLOCK_ROWS = 64
+
+
+def _multilabel_margin_pairs(x, target, listed):
+  """The per-sample loss over all (target slot, class) pairs: ``(R, C) -> (R,)``."""
+  num_classes = x.shape[-1]
+  index = jnp.where(listed, target, 0)
+  is_target = jnp.any((index[..., :, None] == jnp.arange(num_classes)) & listed[..., :, None],
+                      axis=-2)
+  # (R, C): the score of each listed target class (NaN out of range, under jit).
+  x_j = jnp.take_along_axis(x, index, axis=-1, mode="fill", fill_value=jnp.nan)
+  z = 1.0 - x_j[..., :, None] + x[..., None, :]  # (R, j, k)
+  mask = listed[..., :, None] & ~is_target[..., None, :]
+  return jnp.sum(jnp.where(mask, jax.nn.relu(z), 0.0), axis=(-2, -1)) / num_classes
+
+
+def _multilabel_margin(x, target, listed):
+  """The per-sample loss, ``(..., C) -> (...)``, in blocks of rows (same values)."""
+  shape, num_classes = x.shape, x.shape[-1]
+  x, target, listed = (a.reshape(-1, num_classes) for a in (x, target, listed))
+  rows, block = x.shape[0], _MULTILABEL_BLOCK_ROWS
+  if rows <= block:
+    return _multilabel_margin_pairs(x, target, listed).reshape(shape[:-1])
+  blocks = -(-rows // block)
+  pad = ((0, blocks * block - rows), (0, 0))
+  # Padded rows list no target: their loss is 0, and they are cut off below.
+  parts = (jnp.pad(x, pad), jnp.pad(target, pad, constant_values=-1), jnp.pad(listed, pad))
+  # checkpoint: the backward pass recomputes a block's pairs instead of storing them all.
+  loss = jax.lax.map(jax.checkpoint(lambda a: _multilabel_margin_pairs(*a)),
+                     tuple(p.reshape(blocks, block, num_classes) for p in parts))
+  return loss.reshape(-1)[:rows].reshape(shape[:-1])
+
+
 def multilabel_margin_loss(input, target, *, reduction: str = "mean") -> jax.Array:
   r"""Multi-label hinge loss, ``torch.nn.functional.multilabel_margin_loss``.
 
@@ -462,13 +509,5 @@ def multilabel_margin_loss(input, target, *, reduction: str = "mean") -> jax.Arr
   if is_concrete(target):
     check_class_range(jnp.where(listed, target, 0), num_classes, ignore_index=None,
                       loss="multilabel_margin_loss")
-  index = jnp.where(listed, target, 0)
-  is_target = jnp.any(
-      (index[..., :, None] == jnp.arange(num_classes)) & listed[..., :, None], axis=-2
-  )
-  # (..., C): the score of each listed target class.
-  x_j = jnp.take_along_axis(input, index, axis=-1, mode="fill", fill_value=jnp.nan)
-  z = 1.0 - x_j[..., :, None] + input[..., None, :]  # (..., j, k)
-  mask = listed[..., :, None] & ~is_target[..., None, :]
-  loss = jnp.sum(jnp.where(mask, jax.nn.relu(z), 0.0), axis=(-2, -1)) / num_classes
+  loss = _multilabel_margin(input, target, listed)
   return reduce_loss(loss, reduction, out_dtype=out_dtype)

@@ -16,6 +16,13 @@ and the optimizer's moment trees) are pytrees and round-trip through orbax as th
 are in flax 0.12.8 / orbax 0.12.8: restoring against a ``like`` state of the same
 structure rebuilds them, ``nnx.Param`` wrappers included, so no conversion to pure
 dicts is needed.
+
+In a multi-process run (``jaxtrain.parallel.initialize``) each process's
+``Checkpointer`` is its own (orbax's ``active_processes`` is that process alone):
+the state is replicated, so process 0 alone saves, from its own replica, and any
+process can restore by reading the files, which must then be on a filesystem it
+sees; the restored arrays are placed as the ``like`` state's (replicated on every
+device of every process).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from jaxtrain import parallel
 from jaxtrain.train_step import TrainState
 
 # The names of the two items in each step directory.
@@ -57,12 +65,20 @@ def _quiet_read_only():
 
 
 def _manager(directory: str, *, keep: int | None, read_only: bool) -> ocp.CheckpointManager:
+  multiprocess = {}
+  if jax.process_count() > 1:
+    # This process alone: no barrier with the others (process 0 saves alone, any
+    # process restores alone). orbax cannot create the root directory in this
+    # mode (create=False); Checkpointer creates it.
+    me = jax.process_index()
+    multiprocess = dict(multiprocessing_options=ocp.options.MultiprocessingOptions(
+        primary_host=me, active_processes={me}, barrier_sync_key_prefix=f"jaxtrain_p{me}"))
   options = ocp.CheckpointManagerOptions(
       # read_only: the options that only matter for writing are left at the values
       # orbax forces for read-only managers (else it warns that it overrides them).
       max_to_keep=None if read_only else keep,
       save_interval_steps=0 if read_only else 1,
-      create=not read_only,
+      create=not read_only and not multiprocess,
       read_only=read_only,
       # A save interrupted by a crash leaves a '<epoch>.orbax-checkpoint-tmp-*'
       # directory, never listed as a checkpoint; clean such leftovers on start.
@@ -70,6 +86,7 @@ def _manager(directory: str, *, keep: int | None, read_only: bool) -> ocp.Checkp
       # Explicit rather than relying on orbax's per-filesystem default: write to a
       # temporary directory, then rename it to '<epoch>' once everything is on disk.
       temporary_path_class=ocp.path.atomicity.AtomicRenameTemporaryPath,
+      **multiprocess,
   )
   with _quiet_read_only() if read_only else contextlib.nullcontext():
     return ocp.CheckpointManager(directory, options=options, item_names=(_STATE, _META))
@@ -84,11 +101,36 @@ def _abstract(like: TrainState):
 
   def leaf(x):
     if isinstance(x, jax.Array):
-      return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
+      # A replicated array spanning several processes is restored into this
+      # process's first device, then placed (see Checkpointer.restore).
+      sharding = x.sharding if x.is_fully_addressable else jax.sharding.SingleDeviceSharding(
+          jax.local_devices()[0])
+      return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
     x = np.asarray(x)
     return jax.ShapeDtypeStruct(x.shape, x.dtype)
 
   return jax.tree.map(leaf, like)
+
+
+def _savable(state: TrainState):
+  """``state``, or with several processes this process's replica as numpy arrays.
+
+  orbax saves a ``jax.Array`` from every process holding a part of it, and
+  refuses single-device (host-local) arrays in a multi-process run; numpy arrays
+  it saves from the primary host, here this process alone. The files are the
+  same either way (restoring gives ``jax.Array``s placed as the target says).
+  """
+  if jax.process_count() == 1:
+    return state
+  return jax.tree.map(np.asarray, parallel.process_local(state))
+
+
+def _place_like(restored, like):
+  """``restored`` on ``like``'s devices when those span several processes (replicated)."""
+  if not isinstance(like, jax.Array) or like.is_fully_addressable:
+    return restored
+  host = np.asarray(restored)
+  return jax.make_array_from_callback(host.shape, like.sharding, lambda index: host[index])
 
 
 def _no_checkpoint(directory: str, epoch: int | None, epochs: list[int]) -> FileNotFoundError:
@@ -174,9 +216,9 @@ class Checkpointer:
       raise TypeError(f"meta must be JSON-serialisable: {e}") from e
     saved = self._manager.save(
         epoch,
-        args=ocp.args.Composite(
-            **{_STATE: ocp.args.StandardSave(state), _META: ocp.args.JsonSave(meta)}
-        ),
+        args=ocp.args.Composite(**{
+            _STATE: ocp.args.StandardSave(_savable(state)),
+            _META: ocp.args.JsonSave(meta)}),
     )
     self._manager.wait_until_finished()
     if not saved:  # Should not happen given the check above; never lose a save silently.
@@ -214,7 +256,7 @@ class Checkpointer:
             **{_STATE: ocp.args.StandardRestore(_abstract(like)), _META: ocp.args.JsonRestore()}
         ),
     )
-    return restored[_STATE], dict(restored[_META])
+    return jax.tree.map(_place_like, restored[_STATE], like), dict(restored[_META])
 
   def read_meta(self, epoch: int | None = None) -> dict:
     """The meta dict of ``epoch`` (the latest if ``None``), without reading the arrays.

@@ -4,6 +4,11 @@
 too. Per epoch it reports what d2l's ``train_ch3`` reports (train loss as the mean
 over examples, train accuracy, test accuracy) and what the notes print
 (``running_loss``: the sum of the batch losses).
+
+``fit`` trains data-parallel on every device (``jaxtrain.parallel``), and with
+several processes (after ``parallel.initialize``) on every device of every
+process: each process feeds its own rows of each global batch, and only process 0
+prints and writes the run folder.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh
 
 import jaxtrain.losses as L
 import jaxtrain.optim as optim
-from jaxtrain import models
+from jaxtrain import models, parallel
 from jaxtrain.checkpoint import Checkpointer
 from jaxtrain.data import Dataset, batches, epoch_permutation, load_dataset, num_batches
 from jaxtrain.reporting import MODES, Reporter
@@ -259,10 +266,18 @@ def _sum_metrics(metrics: list[dict]) -> dict:
 
 
 def evaluate(eval_step, state: TrainState, images: np.ndarray, labels: np.ndarray,
-             batch_size: int) -> tuple[float, float]:
-  """Mean loss and accuracy over a whole split, in padded batches of one compiled size."""
+             batch_size: int, *, mesh: Mesh | None = None) -> tuple[float, float]:
+  """Mean loss and accuracy over a whole split, in padded batches of one compiled size.
+
+  The batch size is ``min(batch_size, len(labels))`` rounded up to a multiple of
+  ``mesh``'s device count (every device if ``None``; the mesh ``eval_step`` was
+  made for), so that each device takes an equal share; the last batch is padded
+  with examples of mask 0, which count for nothing.
+  """
+  mesh = parallel.data_mesh() if mesh is None else mesh
   n = len(labels)
-  size = min(batch_size, n)
+  size = parallel.padded_size(min(batch_size, n), mesh)
+  rows = parallel.process_rows(size, mesh)  # with several processes, this one's share
   totals = []
   for start in range(0, n, size):
     x, y = images[start:start + size], labels[start:start + size]
@@ -271,7 +286,7 @@ def evaluate(eval_step, state: TrainState, images: np.ndarray, labels: np.ndarra
     if pad:
       x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
       y = np.concatenate([y, np.zeros(pad, y.dtype)])
-    totals.append(eval_step(state, (x, y, mask)))
+    totals.append(eval_step(state, parallel.feed((x[rows], y[rows], mask[rows]), mesh)))
   t = jax.device_get(_sum_metrics(totals))
   return float(t["loss_sum"] / t["count"]), float(t["correct"] / t["count"])
 
@@ -281,13 +296,20 @@ _BAR_EVERY = 10
 
 
 def fit(config: Config, *, log: Callable[[str], None] | None = None, data: Dataset | None = None,
-        resume: bool = False) -> tuple[TrainState, list[EpochResult]]:
+        resume: bool = False, mesh: Mesh | None = None) -> tuple[TrainState, list[EpochResult]]:
   """Trains as ``config`` says; returns the final state and each epoch's results.
 
   With ``config.out_dir`` it writes there the resolved config, per-epoch metrics
   (JSON lines and CSV), the learning curves (PNG), TensorBoard scalars, a checkpoint
   after every epoch (the last ``config.keep``), and the final parameters
   (``params.npz``).
+
+  Training is data-parallel over ``mesh`` (every device of every process by
+  default): ``config.batch_size`` is the global batch and must divide by the
+  device count. With several processes (``parallel.initialize``), every process
+  computes the same global batch order and feeds its own rows of each batch;
+  only process 0 prints, calls ``log`` and writes ``out_dir`` (so ``out_dir``
+  matters on process 0 only, except with ``resume``, see below).
 
   Args:
     config: the run.
@@ -297,48 +319,54 @@ def fit(config: Config, *, log: Callable[[str], None] | None = None, data: Datas
     resume: continue the run in ``config.out_dir`` from its last checkpoint. The
       data order is a function of (seed, epoch), so the resumed run ends with the
       parameters of an uninterrupted one. A run folder without a checkpoint (the
-      run died during its first epoch) starts again from epoch 1.
+      run died during its first epoch) starts again from epoch 1. With several
+      processes, every process reads the checkpoint: ``out_dir`` must be on a
+      filesystem they all see (a ``ValueError`` says so when they disagree on
+      the latest epoch).
+    mesh: the devices to train on (``parallel.data_mesh()`` if ``None``).
 
   Raises:
     NonFiniteError: with ``nan_policy='stop'``, when an epoch had a NaN or infinite
       loss or gradient (found at the end of the epoch, the exact step named); that
       epoch is not checkpointed. With ``'skip'``, when every update of an epoch
       was skipped.
-    ValueError: for a bad ``config``.
+    ValueError: for a bad ``config``, or a ``batch_size`` that does not divide by
+      the device count.
   """
   config.validate()
   if resume and not config.out_dir:
     raise ValueError("resume needs out_dir: the folder of the run to continue")
+  mesh = parallel.data_mesh() if mesh is None else mesh
+  parallel.check_batch_size(config.batch_size, mesh)
+  main = parallel.is_main_process()
   data = data if data is not None else load_dataset(config.dataset, data_dir=config.data_dir)
   train, test = data.train, data.test
   n = len(train.labels)
   model, lr, optimizer, steps = build_training(config, data)
   loss_fn = LOSSES[config.loss]
-  state = create_train_state(model, optimizer)
+  state = create_train_state(model, optimizer, mesh=mesh)
   results: list[EpochResult] = []
   checkpoints = None
-  if config.out_dir:
+  if config.out_dir and main:
     checkpoints = Checkpointer(os.path.join(config.out_dir, "checkpoints"), keep=config.keep)
   if resume:
-    if not os.path.isdir(config.out_dir):
-      raise FileNotFoundError(f"out_dir={config.out_dir!r} does not exist: no run to resume")
-    # A run killed before its first checkpoint has nothing to restore: it starts
-    # again from epoch 1, which is what resuming it means (the result equals the
-    # uninterrupted run's either way).
-    if checkpoints.latest_epoch() is not None:
-      state, meta = checkpoints.restore(state)
-      results = [EpochResult(**r) for r in meta["history"]]
-  eval_step = make_eval_step(model, loss_fn)
+    state, results = _resume(config, state, checkpoints)
+  eval_step = make_eval_step(model, loss_fn, mesh=mesh)
   policy = config.nan_policy
   if config.scan_epoch:
     run_epoch = make_epoch(model, loss_fn, optimizer, reduction=config.reduction,
-                           nan_policy=policy)
-    images, labels = jnp.asarray(train.images), jnp.asarray(train.labels)
+                           nan_policy=policy, mesh=mesh)
+    # The whole split on every device; each step gathers its rows there.
+    images, labels = parallel.put_replicated((train.images, train.labels), mesh)
+    columns = parallel.process_rows(config.batch_size, mesh, axis=1)
   else:
     train_step = make_train_step(model, loss_fn, optimizer, reduction=config.reduction,
-                                 nan_policy=policy)
+                                 nan_policy=policy, mesh=mesh)
+    rows = parallel.process_rows(config.batch_size, mesh)
 
-  reporter = Reporter(out_dir=config.out_dir, mode="quiet" if log else config.progress,
+  # Other processes print nothing and write nothing.
+  reporter = Reporter(out_dir=config.out_dir if main else None,
+                      mode="quiet" if log or not main else config.progress,
                       epochs=config.epochs, config=dataclasses.asdict(config), history=results)
   try:
     for epoch in range(len(results), config.epochs):
@@ -347,13 +375,14 @@ def fit(config: Config, *, log: Callable[[str], None] | None = None, data: Datas
       with reporter.epoch_bar(epoch + 1, steps, config.batch_size) as bar:
         if config.scan_epoch:
           order = epoch_permutation(n, config.seed, epoch)[: steps * config.batch_size]
-          state, totals = run_epoch(state, images, labels, order.reshape(steps, config.batch_size))
+          order = order.reshape(steps, config.batch_size)[:, columns]
+          state, totals = run_epoch(state, images, labels, parallel.feed(order, mesh, axis=1))
           bar.update(steps)
         else:
           per_batch = []
-          for i, batch in enumerate(
-              batches(train, batch_size=config.batch_size, seed=config.seed, epoch=epoch)):
-            state, metrics = train_step(state, batch)
+          for i, batch in enumerate(batches(train, batch_size=config.batch_size,
+                                            seed=config.seed, epoch=epoch, rows=rows)):
+            state, metrics = train_step(state, parallel.feed(batch, mesh))
             per_batch.append(metrics)
             bar.update(1, loss=float(metrics["loss"]) if i % _BAR_EVERY == 0 else None)
           totals = _sum_metrics(per_batch)
@@ -367,7 +396,7 @@ def fit(config: Config, *, log: Callable[[str], None] | None = None, data: Datas
         _raise_nonfinite(config, epoch, steps, int(np.argmax(flags)), bad, checkpoints)
       count = int(t["count"])
       test_loss, test_acc = evaluate(eval_step, state, test.images, test.labels,
-                                     config.eval_batch_size)
+                                     config.eval_batch_size, mesh=mesh)
       result = EpochResult(
           epoch=epoch + 1, lr=lr_now,
           # nan_policy='skip': the means are over the applied updates' examples.
@@ -382,15 +411,49 @@ def fit(config: Config, *, log: Callable[[str], None] | None = None, data: Datas
             "history": [dataclasses.asdict(r) for r in results]})
       line = format_epoch(result, config.epochs)
       reporter.end_epoch(result, line=line)
-      if log:
+      if log and main:
         log(line)
   finally:
     reporter.close()
     if checkpoints:
       checkpoints.close()
-  if config.out_dir:
+  if config.out_dir and main:
     save_params(state, os.path.join(config.out_dir, "params.npz"))
   return state, results
+
+
+def _resume(config: Config, state: TrainState,
+            checkpoints: Checkpointer | None) -> tuple[TrainState, list[EpochResult]]:
+  """The state and results of the run in ``config.out_dir``'s last checkpoint.
+
+  ``checkpoints`` is process 0's (writing) Checkpointer; other processes read the
+  same files read-only. A run killed before its first checkpoint has nothing to
+  restore: it starts again from epoch 1, which is what resuming it means (the
+  result equals the uninterrupted run's either way).
+  """
+  if not os.path.isdir(config.out_dir):
+    raise FileNotFoundError(f"out_dir={config.out_dir!r} does not exist: no run to resume")
+  reader = checkpoints
+  directory = os.path.join(config.out_dir, "checkpoints")
+  if reader is None and os.path.isdir(directory):
+    reader = Checkpointer(directory, read_only=True)
+  try:
+    latest = reader.latest_epoch() if reader else None
+    if jax.process_count() > 1:
+      # Every process must restore the same epoch, or they would train apart.
+      seen = multihost_utils.process_allgather(np.int32(-1 if latest is None else latest))
+      if len(set(seen.tolist())) > 1:
+        raise ValueError(
+            f"resume: the processes see different latest checkpoints in {directory} (epochs "
+            f"{', '.join(map(str, seen.tolist()))} by process; -1: none): every process must "
+            "see the run folder on a shared filesystem")
+    if latest is None:
+      return state, []
+    state, meta = reader.restore(state)
+  finally:
+    if reader is not None and reader is not checkpoints:
+      reader.close()
+  return state, [EpochResult(**r) for r in meta["history"]]
 
 
 def _raise_nonfinite(config: Config, epoch: int, steps: int, first: int, bad: int,
@@ -403,7 +466,9 @@ def _raise_nonfinite(config: Config, epoch: int, steps: int, first: int, bad: in
   else:
     what = (f"non-finite loss or gradient at epoch {epoch + 1}, step {step} (batch {first + 1} "
             f"of {steps}; {bad} bad step{'s' if bad > 1 else ''} in the epoch)")
-  if not checkpoints:
+  if not checkpoints and config.out_dir and not parallel.is_main_process():
+    kept = f"process 0 keeps the checkpoints in {config.out_dir}"
+  elif not checkpoints:
     kept = "nothing was checkpointed (no out_dir)"
   elif last is None:
     kept = "no epoch finished, so there is no checkpoint"

@@ -8,6 +8,11 @@ Settings come from the defaults, then a TOML file (``--config``), then flags.
 Every flag's default is shown by ``--help``. Bad input ends with a one-line message
 and exit status 2, not a traceback; a NaN or infinite loss or gradient under
 ``--nan-policy stop`` ends with a one-line message and exit status 3.
+
+It trains data-parallel on every device (``jaxtrain.parallel``). On several hosts,
+the same command runs on each with ``--coordinator-address``, ``--num-processes``
+and ``--process-id`` (or the environment variables ``JAX_COORDINATOR_ADDRESS``,
+``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID``); process 0 prints and writes the run.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import os
 import sys
 import tomllib
 
-from jaxtrain import loop
+from jaxtrain import loop, parallel
 
 
 class _Parser(argparse.ArgumentParser):
@@ -89,6 +94,20 @@ def parser() -> argparse.ArgumentParser:
                  help="a TOML file of settings (keys as the flags, e.g. lr = 0.1); flags win")
   g.add_argument("--resume", metavar="DIR", default=None,
                  help="continue the run in DIR from its last checkpoint, with its saved settings")
+  g = p.add_argument_group(
+      "several processes (hosts)",
+      "Every device of every process trains; --batch-size is the global batch and must divide "
+      "by the device count. Run the same command on each host with these.")
+  g.add_argument("--coordinator-address", metavar="HOST:PORT", default=None,
+                 help=f"process 0's address and a free port; else ${parallel.ENV_COORDINATOR}")
+  g.add_argument("--num-processes", type=int, default=None, metavar="N",
+                 help=f"how many processes; else ${parallel.ENV_NUM_PROCESSES}")
+  g.add_argument("--process-id", type=int, default=None, metavar="I",
+                 help="this process, 0 to N-1 (0 prints and writes the run); else "
+                      f"${parallel.ENV_PROCESS_ID}")
+  g.add_argument("--distributed", action="store_true",
+                 help="join a multi-process run even with none of the three set: JAX detects "
+                      "the cluster (Cloud TPU, SLURM, Open MPI)")
   return p
 
 
@@ -121,12 +140,19 @@ def config_from_args(argv=None) -> tuple[loop.Config, bool]:
     p.set_defaults(**read_config_file(args.config))
     args = p.parse_args(argv)
   fields = {f.name for f in dataclasses.fields(loop.Config)}
-  values = {k: v for k, v in vars(args).items() if k in fields}
+  values = {k: v for k, v in vars(args).items() if k in fields}  # not the per-process flags
   values["betas"], values["milestones"] = tuple(values["betas"]), tuple(values["milestones"])
   if values["out_dir"] is None:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     values["out_dir"] = os.path.join("runs", f"{values['model']}-{values['dataset']}-{stamp}")
   return loop.Config(**values), False
+
+
+def initialize_from_args(argv=None) -> bool:
+  """Joins the multi-process run the flags (or environment) describe (``parallel.initialize``)."""
+  args = parser().parse_args(argv)
+  return parallel.initialize(args.coordinator_address, args.num_processes, args.process_id,
+                             auto=args.distributed)
 
 
 def main(argv=None) -> int:
@@ -137,7 +163,11 @@ def main(argv=None) -> int:
 
   try:
     config, resume = config_from_args(argv)
-    talk = config.progress in ("bar", "lines")
+    try:  # first: before anything touches JAX's devices
+      initialize_from_args(argv)
+    except RuntimeError as e:  # JAX's: e.g. no coordinator answered in time
+      raise ValueError(f"could not join the multi-process run: {e}") from e
+    talk = config.progress in ("bar", "lines") and parallel.is_main_process()
     if talk:
       print(f"jaxtrain: {config.model} on {config.dataset}, {config.loss}, {config.optimizer} "
             f"lr {config.lr}, schedule {config.schedule} per {config.schedule_per}, "

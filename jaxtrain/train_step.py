@@ -11,6 +11,13 @@ jit-compiled with the old state donated, so each update reuses its buffers::
 ``metrics`` stay on the device (sums, not means, so that they add up over an
 epoch); fetch them only when logging. ``make_epoch`` runs a whole epoch as one
 program: a ``lax.scan`` of the same step over batches gathered on the device.
+
+Every program runs data-parallel over a ``jaxtrain.parallel.data_mesh`` (all
+devices by default; ``mesh=`` picks others): the state is replicated on every
+device, each batch is split along its first axis over the mesh's ``"data"`` axis,
+and XLA sums the gradients across devices. One device is a 1-device mesh, the
+same program. The batch size must divide by the device count
+(``parallel.check_batch_size``).
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
+from jax.sharding import Mesh
+
+from jaxtrain import parallel
 
 LossFn = Callable[..., jax.Array]  # loss(logits, labels, *, reduction) -> scalar
 
@@ -44,18 +54,27 @@ class TrainState:
   step: jax.Array
 
 
-def create_train_state(model: nnx.Module, optimizer: optax.GradientTransformation) -> TrainState:
-  """The initial state of ``model`` trained by ``optimizer``."""
+def create_train_state(model: nnx.Module, optimizer: optax.GradientTransformation, *,
+                       mesh: Mesh | None = None) -> TrainState:
+  """The initial state of ``model`` trained by ``optimizer``, replicated on ``mesh``.
+
+  Args:
+    model: the NNX model; its parameters are copied, not moved.
+    optimizer: any optax transformation.
+    mesh: the data mesh (``parallel.data_mesh()``, every device, if ``None``).
+      With several processes, each must build the same model (the same seed).
+  """
+  mesh = parallel.data_mesh() if mesh is None else mesh
   _, params, model_state = nnx.split(model, nnx.Param, ...)
-  # Copies: the train step donates the state's buffers, which must not be the
-  # model's own (the caller's model stays usable).
-  params, model_state = jax.tree.map(jnp.copy, (params, model_state))
-  return TrainState(
+  state = TrainState(
       params=params,
       model_state=model_state,
       opt_state=optimizer.init(params),
       step=jnp.zeros((), jnp.int32),
   )
+  # New buffers on every device: the train step donates the state's buffers,
+  # which must not be the model's own (the caller's model stays usable).
+  return parallel.put_replicated(state, mesh)
 
 
 def merge_model(model: nnx.Module, state: TrainState) -> nnx.Module:
@@ -157,7 +176,7 @@ def _step_fn(model: nnx.Module, loss_fn: LossFn, optimizer, reduction: str,
 
 def make_train_step(
     model: nnx.Module, loss_fn: LossFn, optimizer: optax.GradientTransformation,
-    *, reduction: str = "mean", nan_policy: str | None = None,
+    *, reduction: str = "mean", nan_policy: str | None = None, mesh: Mesh | None = None,
 ):
   """``train_step(state, (images, labels)) -> (state, metrics)``, jit-compiled.
 
@@ -172,18 +191,27 @@ def make_train_step(
       ``'stop'`` applies the update anyway (the caller stops, see ``loop.fit``);
       ``'skip'`` leaves the whole state unchanged for such a step (as
       ``optax.apply_if_finite``), zeroes its other metrics and adds ``skipped``.
+    mesh: the devices (``parallel.data_mesh()``, every device, if ``None``). The
+      state is replicated on them; the batch ``(images (B, ...), labels (B,))``
+      is split along ``B``, which must divide by the device count. Host (numpy)
+      batches are split on the way in; with several processes pass
+      ``parallel.put_batch`` arrays.
 
   Returns:
     The compiled step. The input ``state`` is donated: do not use it afterwards.
     ``metrics`` holds ``loss`` (as the loss function returned it), ``loss_sum``,
-    ``correct`` and ``count``, on the device.
+    ``correct`` and ``count`` of the whole (global) batch, replicated on the devices.
   """
-  return jax.jit(_step_fn(model, loss_fn, optimizer, reduction, nan_policy), donate_argnums=0)
+  mesh = parallel.data_mesh() if mesh is None else mesh
+  rep = parallel.replicated(mesh)
+  return jax.jit(_step_fn(model, loss_fn, optimizer, reduction, nan_policy),
+                 in_shardings=(rep, parallel.batch_sharding(mesh)), out_shardings=(rep, rep),
+                 donate_argnums=0)
 
 
 def make_epoch(
     model: nnx.Module, loss_fn: LossFn, optimizer: optax.GradientTransformation,
-    *, reduction: str = "mean", nan_policy: str | None = None,
+    *, reduction: str = "mean", nan_policy: str | None = None, mesh: Mesh | None = None,
 ):
   """``epoch(state, images, labels, order) -> (state, metrics)``: a whole epoch, one program.
 
@@ -193,12 +221,20 @@ def make_epoch(
   summed over the epoch, plus ``batch_loss``: each batch's loss, ``(num_batches,)``,
   and with a ``nan_policy`` (see ``make_train_step``) ``batch_nonfinite``: each
   batch's 0/1 flag.
+
+  On a ``mesh`` of several devices (every device if ``None``), ``images`` and
+  ``labels`` are replicated on each, ``order`` is split along its batch axis
+  (``batch_size`` must divide by the device count) and each gathered batch is
+  constrained to be split the same way: every step runs data-parallel.
   """
   step = _step_fn(model, loss_fn, optimizer, reduction, nan_policy)
+  mesh = parallel.data_mesh() if mesh is None else mesh
+  rep, split = parallel.replicated(mesh), parallel.batch_sharding(mesh)
 
   def epoch(state, images, labels, order):
     def body(state, idx):
-      state, metrics = step(state, (images[idx], labels[idx]))
+      batch = jax.lax.with_sharding_constraint((images[idx], labels[idx]), split)
+      state, metrics = step(state, batch)
       return state, metrics
 
     state, per_batch = jax.lax.scan(body, state, order)
@@ -208,16 +244,21 @@ def make_epoch(
       totals["batch_nonfinite"] = per_batch["nonfinite"]
     return state, totals
 
-  return jax.jit(epoch, donate_argnums=0)
+  return jax.jit(epoch, in_shardings=(rep, rep, rep, parallel.batch_sharding(mesh, axis=1)),
+                 out_shardings=(rep, rep), donate_argnums=0)
 
 
-def make_eval_step(model: nnx.Module, loss_fn: LossFn):
+def make_eval_step(model: nnx.Module, loss_fn: LossFn, *, mesh: Mesh | None = None):
   """``eval_step(state, (images, labels, mask)) -> metrics``: loss and accuracy, no gradient.
 
   The model runs in evaluation mode. ``mask`` (``(batch,)`` of 0/1) marks real
-  examples, so a final partial batch can be padded to the compiled size. Returns
-  ``loss_sum`` (the summed per-example loss), ``correct`` and ``count``.
+  examples, so a final partial batch can be padded to the compiled size (and any
+  batch to a multiple of the device count: ``loop.evaluate`` does both). Returns
+  ``loss_sum`` (the summed per-example loss), ``correct`` and ``count``. The
+  batch is split over ``mesh`` as in ``make_train_step``.
   """
+  mesh = parallel.data_mesh() if mesh is None else mesh
+  rep = parallel.replicated(mesh)
   graphdef = _graphdef(model, train=False)
 
   def eval_step(state: TrainState, batch) -> dict[str, jax.Array]:
@@ -232,4 +273,4 @@ def make_eval_step(model: nnx.Module, loss_fn: LossFn):
         "count": jnp.sum(mask),
     }
 
-  return jax.jit(eval_step)
+  return jax.jit(eval_step, in_shardings=(rep, parallel.batch_sharding(mesh)), out_shardings=rep)

@@ -73,10 +73,12 @@ class Batches:
   Made by ``batches``; ``len`` is the number of batches, as ``len(DataLoader)``.
   """
 
-  def __init__(self, split: Split, order: np.ndarray | None, batch_size: int, drop_last: bool):
+  def __init__(self, split: Split, order: np.ndarray | None, batch_size: int, drop_last: bool,
+               rows: slice | np.ndarray | None = None):
     self._split = split
     self._order = order
     self._batch_size = batch_size
+    self._rows = rows
     self._len = num_batches(len(split), batch_size, drop_last)
 
   def __len__(self) -> int:
@@ -88,14 +90,16 @@ class Batches:
       lo, hi = b * self._batch_size, (b + 1) * self._batch_size
       if self._order is None:
         # In order: slices are views, no copy.
-        yield images[lo:hi], labels[lo:hi]
+        x, y = images[lo:hi], labels[lo:hi]
+        yield (x, y) if self._rows is None else (x[self._rows], y[self._rows])
       else:
         idx = self._order[lo:hi]
+        idx = idx if self._rows is None else idx[self._rows]
         yield images[idx], labels[idx]
 
 
 def batches(split: Split, *, batch_size: int, seed: int, epoch: int, shuffle: bool = True,
-            drop_last: bool = True) -> Batches:
+            drop_last: bool = True, rows: slice | np.ndarray | None = None) -> Batches:
   """The minibatches of one epoch of ``split``.
 
   With ``shuffle``, batch ``b`` holds the examples
@@ -110,6 +114,10 @@ def batches(split: Split, *, batch_size: int, seed: int, epoch: int, shuffle: bo
     shuffle: visit the examples in a random order (torch's ``shuffle``).
     drop_last: drop the last batch when smaller than ``batch_size``, as torch's
       ``DataLoader(drop_last=True)`` used by the notes; else yield it short.
+    rows: yield only these rows of each batch (a slice or an index array into
+      ``range(batch_size)``): a process's share of each global batch in a
+      multi-process run (``jaxtrain.parallel.process_rows``); ``None``: all.
+      Only the selected examples are gathered.
 
   Returns:
     A ``Batches``: iterating yields ``(images, labels)`` numpy pairs,
@@ -129,4 +137,4 @@ def batches(split: Split, *, batch_size: int, seed: int, epoch: int, shuffle: bo
   _check_index("seed", seed)
   _check_index("epoch", epoch)
   order = epoch_permutation(n, seed, epoch) if shuffle else None
-  return Batches(split, order, batch_size, drop_last)
+  return Batches(split, order, batch_size, drop_last, rows)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import statistics
 import sys
 import time
@@ -27,6 +26,9 @@ import torch
 import torch.nn.functional as F
 
 import jaxtrain.losses as L
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from results import machine, slower_summary, write_results  # noqa: E402
 
 SIZES = {
     # The notes' scale: a batch of 64, 10 classes, short vectors.
@@ -146,19 +148,6 @@ def run(sizes) -> list[dict]:
   return rows
 
 
-def machine() -> str:
-  """The machine and versions, for a results table's header."""
-  cpu = "unknown CPU"
-  try:
-    with open("/proc/cpuinfo") as f:
-      cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-  except (OSError, StopIteration):
-    pass
-  return (f"Machine: {cpu}, {os.cpu_count()} cores, {platform.system()} ({jax.default_backend()} "
-          f"backend); Python {platform.python_version()}, jax {jax.__version__}, "
-          f"torch {torch.__version__}.")
-
-
 def markdown(rows) -> str:
   lines = [
       f"## Losses: value + gradient, jaxtrain vs torch ({datetime.date.today().isoformat()})",
@@ -173,25 +162,8 @@ def markdown(rows) -> str:
   for r in rows:
     lines.append(f"| {r['size']} | {r['loss']} | {r['torch_us']:.1f} | {r['jax_us']:.1f} | "
                  f"{r['ratio']:.2f} | {r['compile_ms']:.0f} |")
-  slower = [r for r in rows if r["ratio"] < 1]
-  lines += ["", f"jaxtrain faster in {len(rows) - len(slower)} of {len(rows)} rows."]
-  if slower:
-    lines.append("Slower than torch: " + ", ".join(f"{r['loss']} ({r['size']}, {r['ratio']:.2f}x)"
-                                                 for r in slower) + ".")
+  lines += slower_summary(rows, "loss", "size")
   return "\n".join(lines) + "\n"
-
-
-def write_results(section: str, path: str, header: str = "## Losses: value + gradient") -> None:
-  """Replaces the section of RESULTS.md that starts with ``header`` (or appends it)."""
-  text = open(path).read() if os.path.exists(path) else "# Benchmark results\n\n"
-  start = text.find(header)
-  if start >= 0:
-    end = text.find("\n## ", start + 1)
-    text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-  else:
-    text = text.rstrip("\n") + "\n\n" + section
-  with open(path, "w") as f:
-    f.write(text)
 
 
 def main(argv=None) -> int:
@@ -204,7 +176,7 @@ def main(argv=None) -> int:
   print()
   print(section)
   if args.write:
-    write_results(section, os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"))
+    write_results(section, header="## Losses: value + gradient")
   return 0
 
 

@@ -36,7 +36,7 @@ from flax import nnx
 from jaxtrain import optim
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_losses import machine, write_results  # noqa: E402
+from results import load_average, machine, slower_summary, warn_if_busy, write_results  # noqa: E402
 from bench_train import jax_model, torch_model  # noqa: E402
 
 MODELS = {"cnn": 145_578, "mlp": 203_530}  # name: parameter count
@@ -192,14 +192,6 @@ def run(names, optimizers, repeat: int, window: float) -> list[dict]:
   return rows
 
 
-def _load() -> str:
-  """The 1-minute load average, to judge whether the machine was quiet."""
-  try:
-    return f"{os.getloadavg()[0]:.2f}"
-  except OSError:
-    return "?"
-
-
 def markdown(rows, repeat: int, window: float, command: str,
              load: tuple[str, str] = ("?", "?")) -> str:
   impls = sorted({r["impl"] for r in rows})
@@ -226,11 +218,7 @@ def markdown(rows, repeat: int, window: float, command: str,
   for r in rows:
     lines.append(f"| {r['model']} | {r['optimizer']} | {r['torch_us']:.1f} | {r['jax_us']:.1f} | "
                  f"{r['ratio']:.2f} | {r['compile_ms']:.0f} | {r['updates']} |")
-  slower = [r for r in rows if r["ratio"] < 1]
-  lines += ["", f"jaxtrain faster in {len(rows) - len(slower)} of {len(rows)} rows."]
-  if slower:
-    lines.append("Slower than torch: " + ", ".join(
-        f"{r['optimizer']} ({r['model']}, {r['ratio']:.2f}x)" for r in slower) + ".")
+  lines += slower_summary(rows, "optimizer", "model")
   return "\n".join(lines) + "\n"
 
 
@@ -245,13 +233,10 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   if args.repeat < 1 or args.window <= 0:
     parser.error("--repeat must be at least 1 and --window positive")
-  load = _load()
-  if load != "?" and float(load) > (os.cpu_count() or 1) / 2:
-    print(f"warning: load average {load} on {os.cpu_count()} cores: other work will slow both "
-          "frameworks (torch's OpenMP threads the most); take the figures on a quiet machine",
-          file=sys.stderr)
+  load = load_average()
+  warn_if_busy(load)
   rows = run(args.models, args.optimizers, args.repeat, args.window)
-  load = (load, _load())
+  load = (load, load_average())
   command = "python benchmarks/bench_optim.py" + (" --write" if args.write else "")
   if args.models != list(MODELS):
     command += " --models " + " ".join(args.models)
@@ -263,8 +248,7 @@ def main(argv=None) -> int:
   print()
   print(section)
   if args.write:
-    write_results(section, os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"),
-                  header="## Optimizer updates alone")
+    write_results(section, header="## Optimizer updates alone")
   return 0
 
 

@@ -36,6 +36,9 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from results import machine, write_results  # noqa: E402
+
 LR = 0.01
 CASES = {"cnn": (64, (32, 32, 3)), "mlp": (256, (28, 28, 1))}  # name: (global batch, image)
 _TAG = "BENCH_SCALING "
@@ -123,9 +126,6 @@ def _platform() -> tuple[str, int]:
 
 
 def markdown(results: list[dict], steps: int, repeat: int, fake: bool, command: str) -> str:
-  sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-  from bench_losses import machine
-
   if fake:
     kind = (f"**fake CPU devices** (`XLA_FLAGS={_FAKE}=N`) sharing this machine's "
             f"{os.cpu_count()} cores: not a scaling claim. The N devices run on the same cores, "
@@ -216,10 +216,7 @@ def main(argv=None) -> int:
   print()
   print(section)
   if args.write:
-    from bench_losses import write_results  # on sys.path since markdown()
-
-    write_results(section, os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"),
-                  header="## Scaling with devices")
+    write_results(section, header="## Scaling with devices")
   return 0
 
 

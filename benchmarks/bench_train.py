@@ -52,6 +52,9 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from results import load_average, machine, warn_if_busy, write_results  # noqa: E402
+
 CASES = {
     # name: (batch, image shape (H, W, C))
     "cnn": (64, (32, 32, 3)),
@@ -374,19 +377,8 @@ def _console_line(r: dict) -> str:
           f"  [{r['device']}, {r['wall']:.0f} s]")
 
 
-def _load() -> str:
-  """The 1-minute load average, to judge whether the machine was quiet."""
-  try:
-    return f"{os.getloadavg()[0]:.2f}"
-  except OSError:
-    return "?"
-
-
 def markdown(rows, steps: int, repeat: int, command: str, load: tuple[str, str] = ("?", "?")) -> str:
   """The RESULTS.md section (imports jax and torch, via ``machine()``: call it after the children)."""
-  sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-  from bench_losses import machine
-
   device_col = any("device_peak_mib" in r for r in rows)
   threads = sorted({r["threads"] for r in rows if "threads" in r})
   xla_flags = sorted({r["xla_flags"] for r in rows if r.get("xla_flags")})
@@ -459,13 +451,10 @@ def main(argv=None) -> int:
     print(_TAG + json.dumps(child(name, contender, args.steps, args.repeat)), flush=True)
     return 0
   contenders = [c for c in CONTENDERS if c in args.contenders]  # the table's order
-  load = _load()
-  if load != "?" and float(load) > (os.cpu_count() or 1) / 2:
-    print(f"warning: load average {load} on {os.cpu_count()} cores: other work will slow both "
-          "frameworks (torch's OpenMP threads the most); take the figures on a quiet machine",
-          file=sys.stderr)
+  load = load_average()
+  warn_if_busy(load)
   rows = run(args.models, contenders, args.steps, args.repeat, args.timeout)
-  load = (load, _load())
+  load = (load, load_average())
   command = "python benchmarks/bench_train.py" + (" --write" if args.write else "")
   if args.models != list(CASES):
     command += " --models " + " ".join(args.models)
@@ -476,10 +465,7 @@ def main(argv=None) -> int:
   print()
   print(section)
   if args.write:
-    from bench_losses import write_results  # on sys.path since markdown()
-
-    write_results(section, os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"),
-                  header="## Training throughput")
+    write_results(section, header="## Training throughput")
   return 0
 
 

@@ -47,7 +47,7 @@ from jaxtrain import data, interop, models, optim
 from jaxtrain.train_step import create_train_state, make_train_step, merge_model
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_losses import machine, write_results  # noqa: E402
+from results import machine, write_results  # noqa: E402
 
 HEADER = "## Parity: the notes' recipe in torch and jaxtrain"
 EPOCHS, BATCH, LR, STEP_SIZE, GAMMA = 20, 64, 0.01, 5, 0.1  # the notes' recipe
@@ -195,8 +195,7 @@ def main(argv=None) -> int:
   print()
   print(section)
   if args.write:
-    write_results(section, os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"),
-                  header=HEADER)
+    write_results(section, header=HEADER)
   return 0
 
 

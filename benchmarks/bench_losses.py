@@ -4,10 +4,21 @@
     python benchmarks/bench_losses.py --write    # and record it in benchmarks/RESULTS.md
 
 For each loss and size: torch's forward + ``torch.autograd.grad``, and jaxtrain's
-``jax.jit(jax.value_and_grad(loss))``, both timed on the same arrays in this process
-(median of repeats, after a warm-up call that compiles). The ratio is
-torch time / jaxtrain time: above 1 means jaxtrain is faster. Default threads for
-both; no allocator tuning for either.
+``jax.jit(jax.value_and_grad(loss))``, both on the same arrays in this process, after a
+warm-up call that compiles. Windows of calls of the three kinds below take turns
+(so that a slow moment of the machine hits all three), and each reports the median
+over its windows:
+
+* torch: calls one after another; torch eager returns when the work is done.
+* jaxtrain, back to back: calls one after another, waiting once at the end of the
+  window (``jax.block_until_ready`` on the last result), as a training loop does.
+  JAX dispatches asynchronously: Python issues the next call while XLA computes.
+* jaxtrain, waited: ``jax.block_until_ready`` after every call, the latency of one
+  call on its own. Whenever XLA ran the call on its worker threads this adds the
+  time to wake the waiting thread (40-100 us on the 2-core VM of RESULTS.md).
+
+ratio = torch time / jaxtrain back-to-back time (above 1: jaxtrain faster); the
+waited ratio is printed beside it. Default threads for both; no allocator tuning.
 """
 
 from __future__ import annotations
@@ -28,7 +39,7 @@ import torch.nn.functional as F
 import jaxtrain.losses as L
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from results import machine, slower_summary, write_results  # noqa: E402
+from results import load_average, machine, slower_summary, warn_if_busy, write_results  # noqa: E402
 
 SIZES = {
     # The notes' scale: a batch of 64, 10 classes, short vectors.
@@ -84,21 +95,34 @@ def _loss_name(label: str) -> str:
   return label.split(" ")[0]
 
 
-def time_call(fn, *, min_time=0.2, repeats=7) -> float:
-  """Median seconds per call, after a warm-up call."""
-  fn()
-  start, calls = time.perf_counter(), 0
-  while time.perf_counter() - start < min_time / repeats:
-    fn()
-    calls += 1
-  inner = max(1, calls)
-  samples = []
+def time_calls(fns: dict, *, min_time=0.3, repeats=7) -> dict:
+  """Median seconds per call of each kind in ``fns``, in windows that take turns.
+
+  ``fns[k]`` is ``(call, wait)``: a window runs ``call()`` ``inner`` times and then
+  ``wait(last result)`` once; ``inner`` is fixed per kind so that a window takes about
+  ``min_time / repeats`` seconds.
+  """
+  inner = {}
+  for k, (call, wait) in fns.items():
+    wait(call())  # warm-up
+    start, calls = time.perf_counter(), 0
+    while time.perf_counter() - start < min_time / repeats / 2:
+      wait(call())
+      calls += 1
+    inner[k] = max(1, 2 * calls)
+  samples = {k: [] for k in fns}
   for _ in range(repeats):
-    t0 = time.perf_counter()
-    for _ in range(inner):
-      fn()
-    samples.append((time.perf_counter() - t0) / inner)
-  return statistics.median(samples)
+    for k, (call, wait) in fns.items():
+      t0 = time.perf_counter()
+      for _ in range(inner[k] - 1):
+        call()
+      wait(call())
+      samples[k].append((time.perf_counter() - t0) / inner[k])
+  return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def _no_wait(result):
+  return result
 
 
 def jax_runner(name, args, array_kw, kw, grad):
@@ -113,7 +137,9 @@ def jax_runner(name, args, array_kw, kw, grad):
   t0 = time.perf_counter()
   jax.block_until_ready(step(*jargs))
   compile_s = time.perf_counter() - t0
-  return (lambda: jax.block_until_ready(step(*jargs))), compile_s
+  call = lambda: step(*jargs)  # noqa: E731
+  return {"jax_us": (call, jax.block_until_ready),
+          "jax_waited_us": (lambda: jax.block_until_ready(call()), _no_wait)}, compile_s
 
 
 def torch_runner(name, args, array_kw, kw, grad):
@@ -128,7 +154,7 @@ def torch_runner(name, args, array_kw, kw, grad):
     value = loss(*targs[:n_pos], **dict(zip(array_kw, targs[n_pos:])), **kw)
     return value, torch.autograd.grad(value, wrt)
 
-  return run
+  return {"torch_us": (run, _no_wait)}
 
 
 def run(sizes) -> list[dict]:
@@ -137,32 +163,43 @@ def run(sizes) -> list[dict]:
   for size in sizes:
     for label, (args, array_kw, kw, grad) in specs(**SIZES[size], rng=rng).items():
       name = _loss_name(label)
-      jfn, compile_s = jax_runner(name, args, array_kw, kw, grad)
-      tfn = torch_runner(name, args, array_kw, kw, grad)
-      tj, tt = time_call(jfn), time_call(tfn)
-      rows.append(dict(size=size, loss=label, torch_us=tt * 1e6, jax_us=tj * 1e6,
-                       ratio=tt / tj, compile_ms=compile_s * 1e3))
-      r = rows[-1]
+      jfns, compile_s = jax_runner(name, args, array_kw, kw, grad)
+      times = time_calls({**torch_runner(name, args, array_kw, kw, grad), **jfns})
+      r = {k: v * 1e6 for k, v in times.items()}
+      r.update(size=size, loss=label, ratio=r["torch_us"] / r["jax_us"],
+               waited_ratio=r["torch_us"] / r["jax_waited_us"], compile_ms=compile_s * 1e3)
+      rows.append(r)
       print(f"{size:6} {label:36} torch {r['torch_us']:9.1f} us   jaxtrain {r['jax_us']:9.1f} us"
-            f"   ratio {r['ratio']:5.2f}x   compile {r['compile_ms']:6.0f} ms", flush=True)
+            f" (waited {r['jax_waited_us']:9.1f})   ratio {r['ratio']:5.2f}x"
+            f" (waited {r['waited_ratio']:5.2f}x)   compile {r['compile_ms']:6.0f} ms", flush=True)
   return rows
 
 
-def markdown(rows) -> str:
+def markdown(rows, load) -> str:
   lines = [
       f"## Losses: value + gradient, jaxtrain vs torch ({datetime.date.today().isoformat()})",
       "",
       f"{machine()} Command: `python benchmarks/bench_losses.py --write`.",
-      "Median time per call of value and gradient; ratio = torch / jaxtrain (above 1: jaxtrain "
-      "faster). Sizes: " + "; ".join(f"{k}: {v}" for k, v in SIZES.items()) + ".",
+      f"Load average (1 min) at the start / end: {load[0]} / {load[1]} (on {os.cpu_count()} cores).",
+      "Median time per call of value and gradient, in windows of calls that take turns "
+      "(see the script's docstring). jaxtrain: back to back, waiting once per window as a "
+      "training loop does; waited: `block_until_ready` after every call, one call's latency. "
+      "ratio = torch / jaxtrain back to back (above 1: jaxtrain faster). Sizes: "
+      + "; ".join(f"{k}: {v}" for k, v in SIZES.items()) + ".",
       "",
-      "| size | loss | torch (us) | jaxtrain (us) | ratio | jaxtrain compile (ms) |",
-      "|---|---|---:|---:|---:|---:|",
+      "| size | loss | torch (us) | jaxtrain (us) | ratio | jaxtrain waited (us) | waited ratio "
+      "| jaxtrain compile (ms) |",
+      "|---|---|---:|---:|---:|---:|---:|---:|",
   ]
   for r in rows:
     lines.append(f"| {r['size']} | {r['loss']} | {r['torch_us']:.1f} | {r['jax_us']:.1f} | "
-                 f"{r['ratio']:.2f} | {r['compile_ms']:.0f} |")
+                 f"{r['ratio']:.2f} | {r['jax_waited_us']:.1f} | {r['waited_ratio']:.2f} | "
+                 f"{r['compile_ms']:.0f} |")
   lines += slower_summary(rows, "loss", "size")
+  waited = [dict(r, ratio=r["waited_ratio"]) for r in rows]
+  lines += [line.replace("jaxtrain faster", "Waited for each call, jaxtrain faster")
+            .replace("Slower than torch", "Waited, slower than torch")
+            for line in slower_summary(waited, "loss", "size")[1:]]
   return "\n".join(lines) + "\n"
 
 
@@ -171,8 +208,10 @@ def main(argv=None) -> int:
   parser.add_argument("--sizes", nargs="+", choices=sorted(SIZES), default=list(SIZES))
   parser.add_argument("--write", action="store_true", help="record the table in RESULTS.md")
   args = parser.parse_args(argv)
+  start_load = load_average()
+  warn_if_busy(start_load)
   rows = run(args.sizes)
-  section = markdown(rows)
+  section = markdown(rows, (start_load, load_average()))
   print()
   print(section)
   if args.write:

@@ -345,21 +345,56 @@ def _over_baseline(r: dict) -> str:
   return f"{bound}{over:.0f}"
 
 
-def run(names, contenders, steps: int, repeat: int, timeout: float) -> list[dict]:
-  """All (model, contender) measurements, each in its own process; prints each row."""
+def _merge(runs: list[dict]) -> dict:
+  """One row from a contender's processes in several rounds: every window's steps/s, the
+  median first step, the memory of the run with the highest peak (the first failure,
+  if any process failed)."""
+  failed = [r for r in runs if "error" in r]
+  if failed:
+    return failed[0]
+  r = dict(runs[0])
+  r["sps"] = [x for run in runs for x in run["sps"]]
+  r["round_medians"] = [statistics.median(run["sps"]) for run in runs]
+  r["first"] = statistics.median(run["first"] for run in runs)
+  r["wall"] = sum(run["wall"] for run in runs)
+  worst = max(runs, key=lambda run: run["peak_rss_mib"])  # memory columns: the highest run's
+  for k in ("peak_rss_mib", "baseline_rss_mib", "baseline_maxrss_mib", "device_peak_mib"):
+    if k in worst:
+      r[k] = worst[k]
+  return r
+
+
+def run(names, contenders, steps: int, repeat: int, timeout: float, rounds: int = 1) -> list[dict]:
+  """All (model, contender) measurements, each in its own process; prints each row.
+
+  With ``rounds`` > 1 the contenders of a model take turns, round after round, so that
+  a slow spell of a shared machine hits them all; a row's steps/s is the median of its
+  rounds' medians and its ratio the median of the per-round ratios to torch eager.
+  """
   rows = []
   for name in names:
     batch = CASES[name][0]
-    eager = None
+    runs = {key: [] for key in contenders}
+    for i in range(rounds):
+      for key in contenders:
+        t0 = time.perf_counter()
+        r = run_child(name, key, steps, repeat, timeout)
+        r.update(model=name, key=key, batch=batch, wall=time.perf_counter() - t0)
+        runs[key].append(r)
+        if rounds > 1 and "error" not in r:
+          print(f"  round {i + 1}/{rounds} {name} {key}: {statistics.median(r['sps']):.1f} steps/s",
+                flush=True)
+    merged = {key: _merge(v) for key, v in runs.items()}
+    eager = merged.get("torch")
     for key in contenders:
-      t0 = time.perf_counter()
-      r = run_child(name, key, steps, repeat, timeout)
-      r.update(model=name, key=key, batch=batch, wall=time.perf_counter() - t0)
+      r = merged[key]
       if "error" not in r:
-        r["median"] = statistics.median(r["sps"])
-        if key == "torch":  # the first contender, when chosen
-          eager = r["median"]
-        r["ratio"] = r["median"] / eager if eager else None
+        r["median"] = statistics.median(r["round_medians"])
+        if eager is not None and "error" not in eager:  # torch eager is chosen and ran
+          r["ratio"] = statistics.median(
+              m / e for m, e in zip(r["round_medians"], eager["round_medians"]))
+        else:
+          r["ratio"] = None
       rows.append(r)
       print(_console_line(r), flush=True)
   return rows
@@ -377,7 +412,8 @@ def _console_line(r: dict) -> str:
           f"  [{r['device']}, {r['wall']:.0f} s]")
 
 
-def markdown(rows, steps: int, repeat: int, command: str, load: tuple[str, str] = ("?", "?")) -> str:
+def markdown(rows, steps: int, repeat: int, command: str, load: tuple[str, str] = ("?", "?"),
+             rounds: int = 1) -> str:
   """The RESULTS.md section (imports jax and torch, via ``machine()``: call it after the children)."""
   device_col = any("device_peak_mib" in r for r in rows)
   threads = sorted({r["threads"] for r in rows if "threads" in r})
@@ -389,7 +425,12 @@ def markdown(rows, steps: int, repeat: int, command: str, load: tuple[str, str] 
       f"{machine()} Command: `{command}` ({steps} SGD steps per timed window, median of "
       f"{repeat} window{'s' if repeat > 1 else ''} after the first step; random data, the same "
       "for every contender).",
-      "Each row ran in its own fresh process, one after another. Default threads "
+      ("Each row ran in its own fresh process, one after another. " if rounds == 1 else
+       f"Each row ran in its own fresh process, {rounds} times: the contenders of a model took "
+       f"turns, round after round; steps/s is the median of the rounds' medians, the range spans "
+       "every window of every round, and the ratio is the median of the per-round ratios to torch "
+       "eager. ")
+      + "Default threads "
       + (f"(torch: {', '.join(map(str, threads))} intra-op) " if threads else "")
       + "and no allocator tuning for either framework. Load average (1 min) at the start / end: "
       f"{load[0]} / {load[1]} (on {os.cpu_count()} cores; well above 0, the other load slows both, "
@@ -437,13 +478,15 @@ def main(argv=None) -> int:
   parser.add_argument("--steps", type=int, default=64, help="steps per timed window")
   parser.add_argument("--repeat", type=int, default=3,
                       help="timed windows per contender; steps/s is their median")
+  parser.add_argument("--rounds", type=int, default=1,
+                      help="run the contenders of each model this many times in turn (see run())")
   parser.add_argument("--timeout", type=float, default=1800,
                       help="seconds allowed to one contender's process")
   parser.add_argument("--write", action="store_true", help="record the table in RESULTS.md")
   parser.add_argument("--child", nargs=2, metavar=("MODEL", "CONTENDER"), help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
-  if args.steps < 1 or args.repeat < 1:
-    parser.error("--steps and --repeat must be at least 1")
+  if args.steps < 1 or args.repeat < 1 or args.rounds < 1:
+    parser.error("--steps, --repeat and --rounds must be at least 1")
   if args.child:
     name, contender = args.child
     if name not in CASES or contender not in CONTENDERS:
@@ -453,7 +496,7 @@ def main(argv=None) -> int:
   contenders = [c for c in CONTENDERS if c in args.contenders]  # the table's order
   load = load_average()
   warn_if_busy(load)
-  rows = run(args.models, contenders, args.steps, args.repeat, args.timeout)
+  rows = run(args.models, contenders, args.steps, args.repeat, args.timeout, args.rounds)
   load = (load, load_average())
   command = "python benchmarks/bench_train.py" + (" --write" if args.write else "")
   if args.models != list(CASES):
@@ -461,7 +504,9 @@ def main(argv=None) -> int:
   if contenders != list(CONTENDERS):
     command += " --contenders " + " ".join(contenders)
   command += f" --steps {args.steps} --repeat {args.repeat}"
-  section = markdown(rows, args.steps, args.repeat, command, load)
+  if args.rounds > 1:
+    command += f" --rounds {args.rounds}"
+  section = markdown(rows, args.steps, args.repeat, command, load, args.rounds)
   print()
   print(section)
   if args.write:

@@ -1,0 +1,132 @@
+"""The benchmark scripts' bookkeeping: timing windows, rounds and ratios.
+
+The figures themselves are not tested (they belong to benchmarks/RESULTS.md); these
+tests check that the scripts compute what their tables say they do, on fake
+contenders whose times and results are known.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "benchmarks"))
+
+import bench_losses  # noqa: E402
+import bench_train  # noqa: E402
+
+
+class _Counter:
+  """A call that sleeps ``seconds`` and counts itself, and a wait that counts itself."""
+
+  def __init__(self, seconds: float):
+    self.seconds, self.calls, self.waits = seconds, 0, 0
+
+  def call(self):
+    self.calls += 1
+    time.sleep(self.seconds)
+    return self.calls
+
+  def wait(self, result):
+    self.waits += 1
+    return result
+
+
+def test_time_calls_waits_once_per_window_and_reports_seconds_per_call():
+  fast, slow = _Counter(0.0005), _Counter(0.002)
+  repeats = 3
+  times = bench_losses.time_calls({"fast": (fast.call, fast.wait), "slow": (slow.call, slow.wait)},
+                                  min_time=0.06, repeats=repeats)
+  # time.sleep never returns early; 10x covers a busy machine.
+  assert 0.0005 <= times["fast"] < 0.005
+  assert 0.002 <= times["slow"] < 0.02
+  for c in (fast, slow):
+    # A warm-up call and k calibration calls, each waited for; then `repeats` timed
+    # windows of max(1, 2k) calls each, waited for once at the end of each window.
+    k = c.waits - 1 - repeats
+    assert k >= 1
+    assert c.calls == 1 + k + repeats * max(1, 2 * k)
+
+
+def test_loss_markdown_reports_back_to_back_and_waited_ratios():
+  rows = [
+      dict(size="notes", loss="mse_loss", torch_us=20.0, jax_us=10.0, jax_waited_us=40.0,
+           ratio=2.0, waited_ratio=0.5, compile_ms=50.0),
+      dict(size="large", loss="l1_loss", torch_us=30.0, jax_us=60.0, jax_waited_us=20.0,
+           ratio=0.5, waited_ratio=1.5, compile_ms=60.0),
+  ]
+  text = bench_losses.markdown(rows, ("0.10", "0.20"))
+  assert "| notes | mse_loss | 20.0 | 10.0 | 2.00 | 40.0 | 0.50 | 50 |" in text
+  assert "jaxtrain faster in 1 of 2 rows." in text
+  assert "Slower than torch: l1_loss (large, 0.50x)." in text
+  assert "Waited for each call, jaxtrain faster in 1 of 2 rows." in text
+  assert "Waited, slower than torch: mse_loss (notes, 0.50x)." in text
+  assert "0.10 / 0.20" in text
+
+
+def _fake_child(results):
+  """A ``run_child`` replacement returning ``results[(contender, call number)]``."""
+  calls = {}
+
+  def run_child(name, key, steps, repeat, timeout):
+    calls[key] = calls.get(key, 0) + 1
+    return dict(results[(key, calls[key])])
+
+  return run_child
+
+
+def _result(sps, peak=400.0, base=300.0):
+  return dict(sps=sps, first=0.5, device="cpu", peak_rss_mib=peak, baseline_rss_mib=base,
+              baseline_maxrss_mib=base)
+
+
+def test_rounds_take_the_median_of_per_round_ratios(monkeypatch, capsys):
+  # torch eager slows down in round 2; the per-round ratios are 2, 2 and 1.5.
+  results = {
+      ("torch", 1): _result([100.0, 100.0, 100.0]),
+      ("torch", 2): _result([50.0, 40.0, 60.0]),
+      ("torch", 3): _result([100.0]),
+      ("jax-step", 1): _result([200.0, 190.0, 210.0], peak=500.0),
+      ("jax-step", 2): _result([100.0], peak=650.0, base=320.0),
+      ("jax-step", 3): _result([150.0], peak=450.0),
+  }
+  monkeypatch.setattr(bench_train, "run_child", _fake_child(results))
+  rows = bench_train.run(["mlp"], ["torch", "jax-step"], steps=8, repeat=3, timeout=10, rounds=3)
+  torch_row, jax_row = rows
+  assert torch_row["round_medians"] == [100.0, 50.0, 100.0]
+  assert torch_row["median"] == 100.0 and torch_row["ratio"] == 1.0
+  assert jax_row["round_medians"] == [200.0, 100.0, 150.0]
+  assert jax_row["median"] == 150.0
+  assert jax_row["ratio"] == pytest.approx(2.0, rel=0, abs=1e-12)
+  assert min(jax_row["sps"]) == 100.0 and max(jax_row["sps"]) == 210.0
+  # Memory: the run with the highest peak, with its own baseline.
+  assert (jax_row["peak_rss_mib"], jax_row["baseline_rss_mib"]) == (650.0, 320.0)
+  text = bench_train.markdown(rows, 8, 3, "cmd", rounds=3)
+  assert "3 times: the contenders of a model took turns" in text
+  assert "| mlp (256) | jaxtrain per-step | cpu | 150.0 (100.0-210.0) | 38400 | 0.50 | 650 | 330 |" \
+      " 2.00x |" in text
+  assert "round 2/3 mlp torch: 50.0 steps/s" in capsys.readouterr().out
+
+
+def test_a_failed_round_fails_the_row(monkeypatch):
+  results = {
+      ("torch", 1): _result([100.0]),
+      ("torch", 2): _result([100.0]),
+      ("jax-scan", 1): _result([200.0]),
+      ("jax-scan", 2): dict(error="timed out after 10 s"),
+  }
+  monkeypatch.setattr(bench_train, "run_child", _fake_child(results))
+  rows = bench_train.run(["cnn"], ["torch", "jax-scan"], steps=8, repeat=1, timeout=10, rounds=2)
+  assert rows[1]["error"] == "timed out after 10 s"
+  assert "failed: timed out after 10 s" in bench_train.markdown(rows, 8, 1, "cmd", rounds=2)
+
+
+def test_without_torch_eager_there_is_no_ratio(monkeypatch):
+  results = {("jax-step", 1): _result([200.0])}
+  monkeypatch.setattr(bench_train, "run_child", _fake_child(results))
+  (row,) = bench_train.run(["rnn"], ["jax-step"], steps=8, repeat=1, timeout=10)
+  assert row["ratio"] is None and row["median"] == 200.0

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 import jaxtrain.losses as L
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from results import load_average, machine, slower_summary, warn_if_busy, write_results  # noqa: E402
+from results import load_average, machine, publish, slower_summary, start_load  # noqa: E402
 
 SIZES = {
     # The notes' scale: a batch of 64, 10 classes, short vectors.
@@ -175,11 +175,11 @@ def run(sizes) -> list[dict]:
   return rows
 
 
-def markdown(rows, load) -> str:
+def markdown(rows, load, command="python benchmarks/bench_losses.py --write") -> str:
   lines = [
       f"## Losses: value + gradient, jaxtrain vs torch ({datetime.date.today().isoformat()})",
       "",
-      f"{machine()} Command: `python benchmarks/bench_losses.py --write`.",
+      f"{machine()} Command: `{command}`.",
       f"Load average (1 min) at the start / end: {load[0]} / {load[1]} (on {os.cpu_count()} cores).",
       "Median time per call of value and gradient, in windows of calls that take turns "
       "(see the script's docstring). jaxtrain: back to back, waiting once per window as a "
@@ -208,14 +208,13 @@ def main(argv=None) -> int:
   parser.add_argument("--sizes", nargs="+", choices=sorted(SIZES), default=list(SIZES))
   parser.add_argument("--write", action="store_true", help="record the table in RESULTS.md")
   args = parser.parse_args(argv)
-  start_load = load_average()
-  warn_if_busy(start_load)
+  load = start_load()
   rows = run(args.sizes)
-  section = markdown(rows, (start_load, load_average()))
-  print()
-  print(section)
-  if args.write:
-    write_results(section, header="## Losses: value + gradient")
+  command = "python benchmarks/bench_losses.py" + (" --write" if args.write else "")
+  if args.sizes != list(SIZES):
+    command += " --sizes " + " ".join(args.sizes)
+  section = markdown(rows, (load, load_average()), command)
+  publish(section, "## Losses: value + gradient", args.write)
   return 0
 
 

@@ -36,7 +36,7 @@ from flax import nnx
 from jaxtrain import optim
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from results import load_average, machine, slower_summary, warn_if_busy, write_results  # noqa: E402
+from results import load_average, machine, publish, slower_summary, start_load  # noqa: E402
 from bench_train import jax_model, torch_model  # noqa: E402
 
 MODELS = {"cnn": 145_578, "mlp": 203_530}  # name: parameter count
@@ -233,8 +233,7 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   if args.repeat < 1 or args.window <= 0:
     parser.error("--repeat must be at least 1 and --window positive")
-  load = load_average()
-  warn_if_busy(load)
+  load = start_load()
   rows = run(args.models, args.optimizers, args.repeat, args.window)
   load = (load, load_average())
   command = "python benchmarks/bench_optim.py" + (" --write" if args.write else "")
@@ -245,10 +244,7 @@ def main(argv=None) -> int:
   if (args.repeat, args.window) != (REPEAT, WINDOW):
     command += f" --repeat {args.repeat} --window {args.window}"
   section = markdown(rows, args.repeat, args.window, command, load)
-  print()
-  print(section)
-  if args.write:
-    write_results(section, header="## Optimizer updates alone")
+  publish(section, "## Optimizer updates alone", args.write)
   return 0
 
 

@@ -37,7 +37,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from results import machine, write_results  # noqa: E402
+from results import machine, publish  # noqa: E402
 
 LR = 0.01
 CASES = {"cnn": (64, (32, 32, 3)), "mlp": (256, (28, 28, 1))}  # name: (global batch, image)
@@ -213,10 +213,7 @@ def main(argv=None) -> int:
   command = "python benchmarks/bench_scaling.py" + (" " + " ".join(argv if argv is not None
                                                                     else sys.argv[1:])).rstrip()
   section = markdown(results, args.steps, args.repeat, fake, command)
-  print()
-  print(section)
-  if args.write:
-    write_results(section, header="## Scaling with devices")
+  publish(section, "## Scaling with devices", args.write)
   return 0
 
 

@@ -53,7 +53,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from results import load_average, machine, warn_if_busy, write_results  # noqa: E402
+from results import load_average, machine, publish, start_load  # noqa: E402
 
 CASES = {
     # name: (batch, image shape (H, W, C))
@@ -494,8 +494,7 @@ def main(argv=None) -> int:
     print(_TAG + json.dumps(child(name, contender, args.steps, args.repeat)), flush=True)
     return 0
   contenders = [c for c in CONTENDERS if c in args.contenders]  # the table's order
-  load = load_average()
-  warn_if_busy(load)
+  load = start_load()
   rows = run(args.models, contenders, args.steps, args.repeat, args.timeout, args.rounds)
   load = (load, load_average())
   command = "python benchmarks/bench_train.py" + (" --write" if args.write else "")
@@ -507,10 +506,7 @@ def main(argv=None) -> int:
   if args.rounds > 1:
     command += f" --rounds {args.rounds}"
   section = markdown(rows, args.steps, args.repeat, command, load, args.rounds)
-  print()
-  print(section)
-  if args.write:
-    write_results(section, header="## Training throughput")
+  publish(section, "## Training throughput", args.write)
   return 0
 
 

@@ -47,7 +47,7 @@ from jaxtrain import data, interop, models, optim
 from jaxtrain.train_step import create_train_state, make_train_step, merge_model
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from results import machine, write_results  # noqa: E402
+from results import machine, publish  # noqa: E402
 
 HEADER = "## Parity: the notes' recipe in torch and jaxtrain"
 EPOCHS, BATCH, LR, STEP_SIZE, GAMMA = 20, 64, 0.01, 5, 0.1  # the notes' recipe
@@ -192,10 +192,7 @@ def main(argv=None) -> int:
     results.append(compare(name, args.num_train, args.epochs))
   command = "python benchmarks/parity_notes_recipe.py " + " ".join(sys.argv[1:] if argv is None else argv)
   section = markdown(results, command.strip(), args.epochs)
-  print()
-  print(section)
-  if args.write:
-    write_results(section, header=HEADER)
+  publish(section, HEADER, args.write)
   return 0
 
 

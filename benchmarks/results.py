@@ -38,12 +38,15 @@ def load_average() -> str:
     return "?"
 
 
-def warn_if_busy(load: str) -> None:
-  """Warns on stderr when the load average is above half the core count."""
+def start_load() -> str:
+  """The load average at the start of a run; warns on stderr when it is above half the
+  core count."""
+  load = load_average()
   if load != "?" and float(load) > (os.cpu_count() or 1) / 2:
     print(f"warning: load average {load} on {os.cpu_count()} cores: other work will slow both "
           "frameworks (torch's OpenMP threads the most); take the figures on a quiet machine",
           file=sys.stderr)
+  return load
 
 
 def slower_summary(rows: list[dict], name: str, group: str) -> list[str]:
@@ -68,3 +71,11 @@ def write_results(section: str, header: str, path: str = RESULTS) -> None:
     text = text.rstrip("\n") + "\n\n" + section
   with open(path, "w") as f:
     f.write(text)
+
+
+def publish(section: str, header: str, write: bool) -> None:
+  """Prints a benchmark's RESULTS.md section, and records it there when ``write``."""
+  print()
+  print(section)
+  if write:
+    write_results(section, header=header)

@@ -21,6 +21,7 @@ from jaxtrain.losses._checks import (
     gather_classes,
     is_concrete,
 )
+from jaxtrain.losses._logistic import log_sigmoid, softplus
 from jaxtrain.losses._reduction import as_float, as_labels, float_dtypes, reduce_loss
 
 
@@ -294,7 +295,7 @@ def binary_cross_entropy_with_logits(
         f"the same as input size {tuple(jnp.shape(input))}"
     )
   (input, target), out_dtype = as_float(input, target, names=("input", "target"))
-  log_sig = jax.nn.log_sigmoid(input)
+  log_sig = log_sigmoid(input)
   if pos_weight is not None:
     (pos_weight,), _ = as_float(pos_weight, names=("pos_weight",))
     log_sig = log_sig * ((pos_weight - 1) * target + 1)
@@ -362,7 +363,7 @@ def soft_margin_loss(input, target, *, reduction: str = "mean") -> jax.Array:
     finite gradient where torch's is NaN. Elsewhere the two agree.
   """
   (input,), out_dtype = as_float(input, names=("input",))
-  loss = jax.nn.softplus(-as_labels(target, input.dtype) * input)
+  loss = softplus(-as_labels(target, input.dtype) * input)
   return reduce_loss(loss, reduction, out_dtype=out_dtype)
 
 
@@ -383,7 +384,8 @@ def multilabel_soft_margin_loss(
     A scalar, or ``(N,)`` for ``'none'``.
   """
   (input, target), out_dtype = as_float(input, target, names=("input", "target"))
-  loss = -(target * jax.nn.log_sigmoid(input) + (1 - target) * jax.nn.log_sigmoid(-input))
+  # log(sigmoid(-x)) = log(sigmoid(x)) - x: one log_sigmoid per element.
+  loss = (1 - target) * input - log_sigmoid(input)
   if weight is not None:
     (weight,), _ = as_float(weight, names=("weight",))
     loss = loss * weight
@@ -447,40 +449,68 @@ def multi_margin_loss(
   return reduce_loss(loss, reduction, out_dtype=out_dtype)
 
 
-# Rows per block of the pairwise form: a block's (rows, C, C) intermediates stay in
-# cache (at 1024 x 100 the unblocked form takes 35 ms on this CPU, blocks of 64
-# rows 6.5 ms; XLA:CPU's sort is too slow for an O(C log C) form to pay: 19.6 ms).
-_MULTILABEL_BLOCK_ROWS = 64
+# Pairs (row, target slot, class) per block of rows of the pairwise form: a block's
+# intermediates stay in cache (at 1024 x 100 with every slot the unblocked form
+# took 35 ms on this CPU, blocks of 64 rows 6.5 ms; XLA:CPU's sort is too slow for
+# an O(C log C) form to pay: 19.6 ms).
+_MULTILABEL_BLOCK_PAIRS = 64 * 100 * 100
+# Target slots of the short form, taken when no row lists more targets than this
+# (typical multi-label data lists a few): C / 8 times fewer pairs than every slot.
+_MULTILABEL_FEW_TARGETS = 8
 
 
 def _multilabel_margin_pairs(x, target, listed):
-  """The per-sample loss over all (target slot, class) pairs: ``(R, C) -> (R,)``."""
+  """The per-sample loss over all (target slot, class) pairs: ``(R, C) -> (R,)``.
+
+  ``target`` and ``listed`` are ``(R, S)``: the first ``S`` slots, which hold every
+  listed target of these rows.
+  """
   num_classes = x.shape[-1]
   index = jnp.where(listed, target, 0)
   is_target = jnp.any((index[..., :, None] == jnp.arange(num_classes)) & listed[..., :, None],
                       axis=-2)
-  # (R, C): the score of each listed target class (NaN out of range, under jit).
+  # (R, S): the score of each listed target class (NaN out of range, under jit).
   x_j = jnp.take_along_axis(x, index, axis=-1, mode="fill", fill_value=jnp.nan)
-  z = 1.0 - x_j[..., :, None] + x[..., None, :]  # (R, j, k)
+  z = 1.0 - x_j[..., :, None] + x[..., None, :]  # (R, S, C)
   mask = listed[..., :, None] & ~is_target[..., None, :]
   return jnp.sum(jnp.where(mask, jax.nn.relu(z), 0.0), axis=(-2, -1)) / num_classes
 
 
-def _multilabel_margin(x, target, listed):
-  """The per-sample loss, ``(..., C) -> (...)``, in blocks of rows (same values)."""
-  shape, num_classes = x.shape, x.shape[-1]
-  x, target, listed = (a.reshape(-1, num_classes) for a in (x, target, listed))
-  rows, block = x.shape[0], _MULTILABEL_BLOCK_ROWS
-  if rows <= block:
-    return _multilabel_margin_pairs(x, target, listed).reshape(shape[:-1])
-  blocks = -(-rows // block)
+def _multilabel_margin_blocks(x, target, listed):
+  """``_multilabel_margin_pairs`` of ``(R, C)`` rows in blocks of rows (same values)."""
+  (rows, num_classes), slots = x.shape, target.shape[-1]
+  max_block = max(1, _MULTILABEL_BLOCK_PAIRS // (slots * num_classes))
+  if rows <= max_block:
+    return _multilabel_margin_pairs(x, target, listed)
+  blocks = -(-rows // max_block)
+  block = -(-rows // blocks)
   pad = ((0, blocks * block - rows), (0, 0))
   # Padded rows list no target: their loss is 0, and they are cut off below.
   parts = (jnp.pad(x, pad), jnp.pad(target, pad, constant_values=-1), jnp.pad(listed, pad))
   # checkpoint: the backward pass recomputes a block's pairs instead of storing them all.
   loss = jax.lax.map(jax.checkpoint(lambda a: _multilabel_margin_pairs(*a)),
-                     tuple(p.reshape(blocks, block, num_classes) for p in parts))
-  return loss.reshape(-1)[:rows].reshape(shape[:-1])
+                     tuple(p.reshape(blocks, block, p.shape[-1]) for p in parts))
+  return loss.reshape(-1)[:rows]
+
+
+def _multilabel_margin(x, target, listed):
+  """The per-sample loss, ``(..., C) -> (...)``: the short form when it holds every target."""
+  shape, num_classes = x.shape, x.shape[-1]
+  x, target, listed = (a.reshape(-1, num_classes) for a in (x, target, listed))
+  few = _MULTILABEL_FEW_TARGETS
+  if num_classes <= few:
+    loss = _multilabel_margin_blocks(x, target, listed)
+  else:
+    # Listed slots are a prefix: no row lists more than ``few`` iff slot ``few`` is
+    # free everywhere. (A cond's gradient keeps both branches' residuals, zeros for
+    # the branch not taken: the every-slot branch is blocked and checkpointed, so
+    # its residuals are small.)
+    loss = jax.lax.cond(
+        jnp.any(listed[:, few]),
+        lambda: _multilabel_margin_blocks(x, target, listed),
+        lambda: _multilabel_margin_blocks(x, target[:, :few], listed[:, :few]),
+    )
+  return loss.reshape(shape[:-1])
 
 
 def multilabel_margin_loss(input, target, *, reduction: str = "mean") -> jax.Array:
@@ -505,7 +535,9 @@ def multilabel_margin_loss(input, target, *, reduction: str = "mean") -> jax.Arr
   check_same_shape(input, target, names=("input", "target"), loss="multilabel_margin_loss")
   num_classes = input.shape[-1]
   target = jnp.asarray(target)
-  listed = jnp.cumprod(target != -1, axis=-1).astype(bool)  # entries before the first -1
+  # The entries before the first -1.
+  first_free = jnp.min(jnp.where(target == -1, jnp.arange(num_classes), num_classes), axis=-1)
+  listed = jnp.arange(num_classes) < first_free[..., None]
   if is_concrete(target):
     check_class_range(jnp.where(listed, target, 0), num_classes, ignore_index=None,
                       loss="multilabel_margin_loss")

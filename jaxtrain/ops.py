@@ -20,9 +20,11 @@ performance traps of XLA:CPU (measured with jaxlib 0.10.2; figures in
   gradient as torch does (to the first maximum of each window).
 * **Odd channel counts.** XLA:CPU's convolutions are 2-4x slower when a channel
   count is odd (RGB's 3); :func:`conv2d` zero-pads such channels to even. With
-  at most 4 input channels it also folds the kernel's width into the channels
-  (``_conv_rows``): the CIFAR CNN's first layer, value and kernel gradient,
-  8.2 -> 5.8 ms at batch 64 on 2 cores.
+  at most 4 input channels it instead folds the kernel's width into the channels
+  (``_conv_rows``) and evens that count (RGB, 5x5: 15 -> 16): the CIFAR CNN's
+  first layer, value and kernel gradient, 8.2 -> 5.8 ms at batch 64 on 2 cores
+  (folding the evened input, 20 channels), and the whole step 20.3 -> 19.0 ms
+  with 16.
 * **Kernels as large as the image.** When the kernel covers the whole (unpadded)
   image, as the 5x5 kernels do on the 4x4 and 2x2 maps of the CNN on 8x8 digits,
   XLA:CPU's convolution takes a slow path: 4x4, 32->32 channels, batch 64 took
@@ -140,13 +142,23 @@ def _conv_rows(x, w, pads):
   convolved with the ``(kh, 1, kw * C_in, C_out)`` kernel: the same sums. For
   3-channel input XLA:CPU's convolution uses the cores poorly; in this form the
   CIFAR CNN's first layer takes 5.8 ms for value and kernel gradient instead of
-  8.2 ms (batch 64, 2 cores, Eigen convolutions).
+  8.2 ms (batch 64, 2 cores, Eigen convolutions). An odd folded channel count
+  (RGB's 5 x 3 = 15) gets one zero channel, and a zero row in the kernel: 16
+  channels, where evening the input first (3 -> 4) would fold to 20. The CNN's
+  training step went from 20.3 to 19.0 ms with it (median of 20 interleaved
+  windows, 2026-11-22).
   """
   kh, kw, c_in, c_out = w.shape
   xp = jnp.pad(x, ((0, 0), (0, 0), pads[1], (0, 0)))
   wo = xp.shape[2] - kw + 1
-  xw = jnp.concatenate([xp[:, :, j:j + wo, :] for j in range(kw)], axis=-1)
-  return _conv_canonical(xw, w.reshape(kh, 1, kw * c_in, c_out), (pads[0], (0, 0)))
+  parts = [xp[:, :, j:j + wo, :] for j in range(kw)]
+  folded = kw * c_in
+  w_rows = w.reshape(kh, 1, folded, c_out)
+  if _even(folded) != folded:
+    parts.append(jnp.zeros(xp.shape[:2] + (wo, 1), xp.dtype))
+    w_rows = jnp.pad(w_rows, ((0, 0), (0, 0), (0, 1), (0, 0)))
+  xw = jnp.concatenate(parts, axis=-1)
+  return _conv_canonical(xw, w_rows, (pads[0], (0, 0)))
 
 
 def _even(c: int) -> int:
@@ -189,18 +201,19 @@ def conv2d(x: jax.Array, w: jax.Array, b: jax.Array | None = None, *, padding: P
   # forward and 13.5 ms with its kernel gradient, 1.3 ms and 5.6 ms with the
   # input zero-padded to 4 channels). Zero channels add exact zeros to every sum,
   # and autodiff of the pad/slice returns the gradients of the real channels.
+  # The row-patch form evens its own, folded, channel count.
   c_in, c_out = w.shape[2], w.shape[3]
   c_in_even, c_out_even = _even(c_in), _even(c_out)
-  if c_in_even != c_in:
-    x = jnp.pad(x, ((0, 0), (0, 0), (0, 0), (0, c_in_even - c_in)))
-  if (c_in_even, c_out_even) != (c_in, c_out):
-    w = jnp.pad(w, ((0, 0), (0, 0), (0, c_in_even - c_in), (0, c_out_even - c_out)))
-  if x.shape[1] * x.shape[2] <= w.shape[0] * w.shape[1]:
-    y = _conv_im2col(x, w, pads)
-  elif x.shape[-1] <= _ROWS_MAX_CHANNELS and w.shape[1] > 1 and min(pads[1]) >= 0:
+  if c_out_even != c_out:
+    w = jnp.pad(w, ((0, 0), (0, 0), (0, 0), (0, c_out_even - c_out)))
+  small_image = x.shape[1] * x.shape[2] <= w.shape[0] * w.shape[1]
+  if not small_image and c_in <= _ROWS_MAX_CHANNELS and w.shape[1] > 1 and min(pads[1]) >= 0:
     y = _conv_rows(x, w, pads)
   else:
-    y = _conv_canonical(x, w, pads)
+    if c_in_even != c_in:
+      x = jnp.pad(x, ((0, 0), (0, 0), (0, 0), (0, c_in_even - c_in)))
+      w = jnp.pad(w, ((0, 0), (0, 0), (0, c_in_even - c_in), (0, 0)))
+    y = _conv_im2col(x, w, pads) if small_image else _conv_canonical(x, w, pads)
   if c_out_even != c_out:
     y = y[..., :c_out]
   if b is not None:

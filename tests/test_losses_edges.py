@@ -220,25 +220,26 @@ def test_default_reduction_is_mean_for_every_loss():
   assert_close(L.mse_loss(x, y), np.mean((x - y) ** 2))
 
 
-@pytest.mark.parametrize("most_targets", [5, 11], ids=["few-slots", "every-slot"])
+@pytest.mark.parametrize("most_targets", [4, 5, 17])
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
 def test_multilabel_margin_in_row_blocks(reduction, most_targets, monkeypatch):
-  # Both forms of classification._multilabel_margin: the short one (no row lists
-  # more than _MULTILABEL_FEW_TARGETS = 8 targets) and the one over every slot (a
-  # row lists 11 of 12 classes). A small pair budget splits the 141 rows into
-  # blocks (64 rows of every slot, 96 of the short form) whose count does not
-  # divide them: the blocked form (padded, checkpointed lax.map) against torch.
+  # classification._multilabel_margin takes the fewest target slots (4, 16, then
+  # all 20 classes here) that hold every row's list: one row lists `most_targets`
+  # (4 fits the shortest form, 5 needs 16 slots, 17 all of them), the others 0-3.
+  # A small pair budget splits the 141 rows into blocks whose count does not
+  # divide them (64 rows of 20 slots, 80 of 16): the blocked form (padded,
+  # checkpointed lax.map) against torch.
   from jaxtrain.losses import classification
 
-  monkeypatch.setattr(classification, "_MULTILABEL_BLOCK_PAIRS", 64 * 12 * 12)
-  rows, num_classes = 141, 12
+  monkeypatch.setattr(classification, "_MULTILABEL_BLOCK_PAIRS", 64 * 20 * 20)
+  rows, num_classes = 141, 20
   rng = np.random.default_rng(7)
   x = rng.standard_normal((rows, num_classes)).astype(np.float32)
   target = np.full((rows, num_classes), -1, np.int64)
   for i in range(rows):
-    k = most_targets if i == 100 else i % 5
+    k = most_targets if i == 100 else i % 4
     target[i, :k] = rng.choice(num_classes, k, replace=False)
-    if i % 7 == 0:
+    if i % 7 == 0 and 1 <= k <= 2:
       target[i, k] = target[i, 0]  # a class listed twice counts twice
   compare_with_torch(
       lambda x, t: L.multilabel_margin_loss(x, t, reduction=reduction),

@@ -454,9 +454,12 @@ def multi_margin_loss(
 # took 35 ms on this CPU, blocks of 64 rows 6.5 ms; XLA:CPU's sort is too slow for
 # an O(C log C) form to pay: 19.6 ms).
 _MULTILABEL_BLOCK_PAIRS = 64 * 100 * 100
-# Target slots of the short form, taken when no row lists more targets than this
-# (typical multi-label data lists a few): C / 8 times fewer pairs than every slot.
-_MULTILABEL_FEW_TARGETS = 8
+# Target slots of the shortest form; the others have 4x as many each, up to C. A
+# call takes the shortest that holds every row's listed targets (multi-label data
+# typically lists a few): at 1024 x 100 with 3 targets a row, 4 slots instead of
+# 100 took the loss from 5.9 ms to 0.35 ms (torch 2.5 ms); with 12 targets, 16
+# slots: 4.7 ms -> 0.95 ms (torch 10.7 ms).
+_MULTILABEL_FEWEST_SLOTS = 4
 
 
 def _multilabel_margin_pairs(x, target, listed):
@@ -494,22 +497,26 @@ def _multilabel_margin_blocks(x, target, listed):
 
 
 def _multilabel_margin(x, target, listed):
-  """The per-sample loss, ``(..., C) -> (...)``: the short form when it holds every target."""
+  """The per-sample loss, ``(..., C) -> (...)``, over the fewest slots that hold the targets."""
   shape, num_classes = x.shape, x.shape[-1]
   x, target, listed = (a.reshape(-1, num_classes) for a in (x, target, listed))
-  few = _MULTILABEL_FEW_TARGETS
-  if num_classes <= few:
-    loss = _multilabel_margin_blocks(x, target, listed)
+  slots = [_MULTILABEL_FEWEST_SLOTS]
+  while slots[-1] < num_classes:
+    slots.append(4 * slots[-1])
+  slots = [s for s in slots if s < num_classes] + [num_classes]
+  forms = [
+      lambda x, t, l, s=s: _multilabel_margin_blocks(x, t[:, :s], l[:, :s]) for s in slots
+  ]
+  if len(forms) == 1:
+    loss = forms[0](x, target, listed)
   else:
-    # Listed slots are a prefix: no row lists more than ``few`` iff slot ``few`` is
-    # free everywhere. (A cond's gradient keeps both branches' residuals, zeros for
-    # the branch not taken: the every-slot branch is blocked and checkpointed, so
-    # its residuals are small.)
-    loss = jax.lax.cond(
-        jnp.any(listed[:, few]),
-        lambda: _multilabel_margin_blocks(x, target, listed),
-        lambda: _multilabel_margin_blocks(x, target[:, :few], listed[:, :few]),
-    )
+    # Listed slots are a prefix, so the first `most` slots hold every row's targets.
+    # (A switch's gradient keeps every branch's residuals, zeros for those not
+    # taken: each form is blocked and checkpointed above _MULTILABEL_BLOCK_PAIRS,
+    # which bounds them.)
+    most = jnp.max(jnp.sum(listed, axis=-1), initial=0)
+    branch = jnp.sum(most > jnp.asarray(slots[:-1]))
+    loss = jax.lax.switch(branch, forms, x, target, listed)
   return loss.reshape(shape[:-1])
 
 

@@ -141,6 +141,44 @@ def _shift_right(x, k: int):
   return jnp.pad(x, ((0, 0), (k, 0)), constant_values=-jnp.inf)[:, : x.shape[1]]
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _emissions(num_classes: int, log_probs, index):
+  """``log_probs[t, n, index[n, s]]`` for every ``t``: ``(T, N, C), (N, S') -> (T, N, S')``.
+
+  One gather of ``N * S'`` columns of the ``(T, N * C)`` view. Its gradient adds
+  the ``N * S'`` columns of the cotangent into rows of a ``(N * C, T)`` array (each
+  a contiguous run of ``T``), then transposes. ``take_along_axis`` with the index
+  broadcast over ``T`` built a ``(T, N, S', 3)`` index array for the gather and the
+  scatter of its gradient: at T=100, N=1024, S'=41 the loss's value and gradient
+  went from 123 to 105 ms (a scatter into columns of the ``(T, N * C)`` view: 146
+  ms; a one-hot ``einsum``: 109 ms).
+  """
+  T, N, _ = log_probs.shape
+  columns = _flat_index(index, num_classes)
+  return jnp.take(log_probs.reshape(T, -1), columns, axis=1, mode="clip").reshape(T, N, -1)
+
+
+def _flat_index(index, num_classes: int):
+  """Positions ``n * C + index[n, s]`` in a flattened ``(N, C)``, as one ``(N * S',)`` vector."""
+  n = jnp.arange(index.shape[0], dtype=index.dtype)[:, None]
+  return (n * num_classes + index).reshape(-1)
+
+
+def _emissions_fwd(num_classes, log_probs, index):
+  return _emissions(num_classes, log_probs, index), index
+
+
+def _emissions_bwd(num_classes, index, g):
+  T, N, _ = g.shape
+  rows = _flat_index(index, num_classes)
+  grad = jnp.zeros((N * num_classes, T), g.dtype).at[rows].add(
+      g.reshape(T, -1).T, mode="promise_in_bounds")
+  return grad.T.reshape(T, N, num_classes), None
+
+
+_emissions.defvjp(_emissions_fwd, _emissions_bwd)
+
+
 def _ctc_nll_forward(log_probs, labels, input_lengths, target_lengths, blank: int):
   """Per-sample ``-log p(target | log_probs)``, shape ``(N,)``; differentiable as is.
 
@@ -154,9 +192,7 @@ def _ctc_nll_forward(log_probs, labels, input_lengths, target_lengths, blank: in
   # A path may skip the blank between two labels only when they differ.
   can_skip = ext != jnp.pad(ext, ((0, 0), (2, 0)), constant_values=blank)[:, : 2 * S + 1]
   valid_label = (ext >= 0) & (ext < C)
-  emit = jnp.take_along_axis(
-      log_probs, jnp.broadcast_to(jnp.clip(ext, 0, C - 1)[None], (T, N, 2 * S + 1)), axis=2
-  )
+  emit = _emissions(C, log_probs, jnp.clip(ext, 0, C - 1))
   emit = jnp.where(valid_label[None], emit, jnp.nan)
 
   # alpha_{-1} puts all mass on a virtual state before position 0, so t = 0 needs no

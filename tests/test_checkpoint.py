@@ -81,11 +81,16 @@ def test_save_is_atomic_and_leaves_no_temporary_directory(tmp_path):
   assert "commit_success.txt" in os.listdir(tmp_path / "1")
   ckpt.close()
   # A crash mid-save leaves only a temporary directory: it is not a checkpoint,
-  # and the next writer cleans it up.
+  # and the next writer cleans it up. (orbax removes it in a background thread
+  # started with the manager and waits for that thread before its first save, so
+  # the listing is checked after a save: right after construction it may still be
+  # there, which made this test fail about 1 run in 6.)
   (tmp_path / "2.orbax-checkpoint-tmp-123").mkdir()
   ckpt = Checkpointer(tmp_path, keep=2)
   assert ckpt.all_epochs() == [1]
-  assert sorted(os.listdir(tmp_path)) == ["1"]
+  ckpt.save(3, create_train_state(model, optimizer), {"epoch": 3})
+  assert sorted(os.listdir(tmp_path)) == ["1", "3"]
+  assert ckpt.all_epochs() == [1, 3]
   ckpt.close()
 
 

@@ -36,6 +36,9 @@ def _softplus_jvp(primals, tangents):
   return jnp.maximum(x, 0) + jnp.log1p(e), dx * jnp.where(x >= 0, r, e * r)
 
 
+# Not -softplus(-x), which gives the same numbers: the two negations cost 10-15% in
+# value and gradient of binary_cross_entropy_with_logits and
+# multilabel_soft_margin_loss at 1024 x 100 (three runs, same process).
 @jax.custom_jvp
 def log_sigmoid(x: jax.Array) -> jax.Array:
   r"""``log(sigmoid(x))`` without overflow; gradient ``sigmoid(-x)``."""

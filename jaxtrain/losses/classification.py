@@ -503,7 +503,7 @@ def _multilabel_margin(x, target, listed):
   slots = [_MULTILABEL_FEWEST_SLOTS]
   while slots[-1] < num_classes:
     slots.append(4 * slots[-1])
-  slots = [s for s in slots if s < num_classes] + [num_classes]
+  slots[-1] = num_classes  # the first width not below C becomes C itself
   forms = [
       lambda x, t, l, s=s: _multilabel_margin_blocks(x, t[:, :s], l[:, :s]) for s in slots
   ]

@@ -141,3 +141,24 @@ def test_value_and_gradient_keep_no_input_sized_temporary(name, shape, kw):
   fn = jax.value_and_grad(lambda x, y: getattr(L, name)(x, y, **kw))
   temp = jax.jit(fn).lower(x, y).compile().memory_analysis().temp_size_in_bytes
   assert temp < x.size * 4 // 8, f"{name}: {temp} bytes of temporaries for a {x.size * 4}-byte input"
+
+
+def test_concrete_calls_take_the_plain_path_with_the_same_numbers():
+  """Outside transforms the losses skip their custom JVP rules and checkpoints
+  (``_checks.plain_when_concrete``): the same values as under ``jit``, which takes them."""
+  import jaxtrain.losses as L
+  from jaxtrain.losses._checks import plain_when_concrete
+
+  calls = []
+  rule = plain_when_concrete(lambda x: calls.append("rule") or x, lambda x: calls.append("plain") or x)
+  rule(jnp.ones(2))
+  jax.jit(rule)(jnp.ones(2))
+  assert calls == ["plain", "rule"]
+
+  rng = np.random.default_rng(3)
+  x, y = (jnp.asarray(rng.standard_normal((8, 5)).astype(np.float32)) for _ in range(2))
+  t = jnp.asarray(rng.integers(0, 5, 8))
+  for fn, args in [(L.cross_entropy, (x, t)), (L.huber_loss, (x, y)), (L.l1_loss, (x, y)),
+                   (L.binary_cross_entropy_with_logits, (x, jax.nn.sigmoid(y))),
+                   (L.soft_margin_loss, (x, jnp.sign(y)))]:
+    np.testing.assert_allclose(fn(*args), jax.jit(fn)(*args), rtol=1e-6, err_msg=fn.__name__)

@@ -8,6 +8,7 @@ of a silently wrong number (see ``gather_classes``).
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import jax
@@ -18,6 +19,25 @@ import numpy as np
 def is_concrete(x) -> bool:
   """True when ``x`` holds values now (not a tracer inside jit, grad or vmap)."""
   return not isinstance(x, jax.core.Tracer)
+
+
+def plain_when_concrete(rule, plain=None):
+  """``rule`` (a ``jax.custom_jvp`` function, or any differentiation-friendly form)
+  that runs ``plain`` instead when every argument is concrete.
+
+  Outside ``jit``, ``grad`` and ``vmap`` nothing is differentiated or compiled, but
+  a custom JVP or a ``jax.checkpoint`` traces its function anew on every such call:
+  ``cross_entropy``'s log-sum-exp at 64 x 10 took 187 us that way and 28 us as
+  plain operations. ``plain`` defaults to the custom JVP's own primal function (the
+  same operations, so the same numbers).
+  """
+  plain = rule.fun if plain is None else plain
+
+  @functools.wraps(plain)
+  def call(*args):
+    return plain(*args) if all(is_concrete(a) for a in args) else rule(*args)
+
+  return call
 
 
 def check_same_shape(a, b, *, names: tuple[str, str], loss: str) -> None:

@@ -21,14 +21,16 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxtrain.losses._checks import plain_when_concrete
+
 
 @jax.custom_jvp
-def softplus(x: jax.Array) -> jax.Array:
+def _softplus(x: jax.Array) -> jax.Array:
   r"""``log(1 + exp(x))`` without overflow; gradient ``sigmoid(x)``."""
   return jnp.maximum(x, 0) + jnp.log1p(jnp.exp(-jnp.abs(x)))
 
 
-@softplus.defjvp
+@_softplus.defjvp
 def _softplus_jvp(primals, tangents):
   (x,), (dx,) = primals, tangents
   e = jnp.exp(-jnp.abs(x))
@@ -40,14 +42,18 @@ def _softplus_jvp(primals, tangents):
 # value and gradient of binary_cross_entropy_with_logits and
 # multilabel_soft_margin_loss at 1024 x 100 (three runs, same process).
 @jax.custom_jvp
-def log_sigmoid(x: jax.Array) -> jax.Array:
+def _log_sigmoid(x: jax.Array) -> jax.Array:
   r"""``log(sigmoid(x))`` without overflow; gradient ``sigmoid(-x)``."""
   return jnp.minimum(x, 0) - jnp.log1p(jnp.exp(-jnp.abs(x)))
 
 
-@log_sigmoid.defjvp
+@_log_sigmoid.defjvp
 def _log_sigmoid_jvp(primals, tangents):
   (x,), (dx,) = primals, tangents
   e = jnp.exp(-jnp.abs(x))
   r = 1 / (1 + e)
   return jnp.minimum(x, 0) - jnp.log1p(e), dx * jnp.where(x >= 0, e * r, r)
+
+
+softplus = plain_when_concrete(_softplus)
+log_sigmoid = plain_when_concrete(_log_sigmoid)

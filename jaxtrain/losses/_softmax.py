@@ -26,14 +26,16 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from jaxtrain.losses._checks import plain_when_concrete
+
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
-def log_sum_exp(x: jax.Array, m: jax.Array, axis: int) -> jax.Array:
+def _log_sum_exp(x: jax.Array, m: jax.Array, axis: int) -> jax.Array:
   r"""``log(sum(exp(x - m), axis))``: ``x`` any shape, ``m`` broadcastable (keepdims)."""
   return jnp.log(jnp.sum(jnp.exp(x - m), axis=axis))
 
 
-@log_sum_exp.defjvp
+@_log_sum_exp.defjvp
 def _log_sum_exp_jvp(axis, primals, tangents):
   x, m = primals
   dx, dm = tangents
@@ -43,3 +45,6 @@ def _log_sum_exp_jvp(axis, primals, tangents):
   xb, mb = jax.lax.optimization_barrier((x, m))
   e = jnp.exp(xb - mb)
   return jnp.log(s), jnp.sum(e * (dx - dm), axis=axis) / s
+
+
+log_sum_exp = plain_when_concrete(_log_sum_exp)

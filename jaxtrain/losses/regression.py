@@ -12,7 +12,12 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxtrain.losses._checks import broadcast_with_warning, check_same_shape, is_concrete
+from jaxtrain.losses._checks import (
+    broadcast_with_warning,
+    check_same_shape,
+    is_concrete,
+    plain_when_concrete,
+)
 from jaxtrain.losses._reduction import as_float, reduce_loss
 
 
@@ -31,7 +36,9 @@ def _pointwise(name, input, target, weight, fn):
   # the reduction) and the gradient another, with no (N, ...) buffer between them:
   # mse_loss at 1024x128 went from 76.5 to 44.6 us, l1_loss from 117.7 to 52.5 us
   # (benchmarks/RESULTS.md, 2026-11-22).
-  loss = jax.checkpoint(lambda x, y: fn(x - y))(input, target)
+  # (Concrete arrays, where nothing is differentiated, skip the checkpoint's tracing.)
+  diff = lambda x, y: fn(x - y)  # noqa: E731
+  loss = plain_when_concrete(jax.checkpoint(diff), diff)(input, target)
   if weight is not None:
     check_same_shape(input, weight, names=("input", "weight"), loss=name)
     (weight,), _ = as_float(weight, names=("weight",))

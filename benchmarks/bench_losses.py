@@ -2,6 +2,7 @@
 
     python benchmarks/bench_losses.py            # print the table
     python benchmarks/bench_losses.py --write    # and record it in benchmarks/RESULTS.md
+    python benchmarks/bench_losses.py --cpus 1 --write   # both frameworks on one core
 
 For each loss and size: torch's forward + ``torch.autograd.grad``, and jaxtrain's
 ``jax.jit(jax.value_and_grad(loss))``, both on the same arrays in this process, after a
@@ -19,6 +20,12 @@ over its windows:
 
 ratio = torch time / jaxtrain back-to-back time (above 1: jaxtrain faster); the
 waited ratio is printed beside it. Default threads for both; no allocator tuning.
+
+``--cpus N`` pins this process to N of the machine's CPUs before either framework
+starts (``os.sched_setaffinity``) and gives torch N threads: XLA sizes its thread pool
+from the CPUs it may use, and with one it runs every kernel on one thread instead of
+splitting the larger ones across the pool. Its table is recorded in a section of its
+own.
 """
 
 from __future__ import annotations
@@ -175,11 +182,45 @@ def run(sizes) -> list[dict]:
   return rows
 
 
-def markdown(rows, load, command="python benchmarks/bench_losses.py --write") -> str:
+HEADER = "## Losses: value + gradient, jaxtrain vs torch"
+
+
+def header(cpus: int | None) -> str:
+  """The RESULTS.md section title of a run (``cpus``: the ``--cpus`` pin, None without)."""
+  if cpus is None:
+    return HEADER
+  return f"## Losses pinned to {cpus} CPU{'s' if cpus > 1 else ''}: value + gradient, jaxtrain vs torch"
+
+
+def pin_cpus(n: int) -> str:
+  """Restricts this process to its first ``n`` allowed CPUs and torch to ``n`` threads.
+
+  Must run before JAX starts its backend: XLA sizes its thread pool then.
+
+  Returns:
+    The line that says so in the table's header.
+  """
+  from jax._src import xla_bridge
+
+  allowed = sorted(os.sched_getaffinity(0))
+  if not 1 <= n <= len(allowed):
+    raise ValueError(f"--cpus must be between 1 and {len(allowed)} (the CPUs this process may "
+                     f"use), got {n}")
+  if xla_bridge.backends_are_initialized():
+    raise RuntimeError("--cpus: JAX's backend has already started; pin before any JAX call")
+  os.sched_setaffinity(0, allowed[:n])
+  torch.set_num_threads(n)
+  return (f"Pinned to CPU {', '.join(map(str, allowed[:n]))} of {os.cpu_count()} "
+          f"(`os.sched_setaffinity` before either framework starts): XLA's thread pool has "
+          f"{n} thread{'s' if n > 1 else ''}, torch {torch.get_num_threads()}.")
+
+
+def markdown(rows, load, command="python benchmarks/bench_losses.py --write", cpus=None,
+             pinned="") -> str:
   lines = [
-      f"## Losses: value + gradient, jaxtrain vs torch ({datetime.date.today().isoformat()})",
+      f"{header(cpus)} ({datetime.date.today().isoformat()})",
       "",
-      f"{machine()} Command: `{command}`.",
+      f"{machine()} Command: `{command}`." + (f" {pinned}" if pinned else ""),
       f"Load average (1 min) at the start / end: {load[0]} / {load[1]} (on {os.cpu_count()} cores).",
       "Median time per call of value and gradient, in windows of calls that take turns "
       "(see the script's docstring). jaxtrain: back to back, waiting once per window as a "
@@ -207,14 +248,25 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--sizes", nargs="+", choices=sorted(SIZES), default=list(SIZES))
   parser.add_argument("--write", action="store_true", help="record the table in RESULTS.md")
+  parser.add_argument("--cpus", type=int, default=None,
+                      help="pin both frameworks to this many CPUs (default: all, threads as "
+                      "each framework chooses)")
   args = parser.parse_args(argv)
+  pinned = ""
+  if args.cpus is not None:
+    try:
+      pinned = pin_cpus(args.cpus)
+    except ValueError as e:
+      parser.error(str(e))
   load = start_load()
   rows = run(args.sizes)
   command = "python benchmarks/bench_losses.py" + (" --write" if args.write else "")
+  if args.cpus is not None:
+    command += f" --cpus {args.cpus}"
   if args.sizes != list(SIZES):
     command += " --sizes " + " ".join(args.sizes)
-  section = markdown(rows, (load, load_average()), command)
-  publish(section, "## Losses: value + gradient", args.write)
+  section = markdown(rows, (load, load_average()), command, args.cpus, pinned)
+  publish(section, header(args.cpus), args.write, after=HEADER)
   return 0
 
 

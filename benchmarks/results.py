@@ -60,22 +60,28 @@ def slower_summary(rows: list[dict], name: str, group: str) -> list[str]:
   return lines
 
 
-def write_results(section: str, header: str, path: str = RESULTS) -> None:
-  """Replaces the section of RESULTS.md that starts with ``header`` (or appends it)."""
+def write_results(section: str, header: str, path: str = RESULTS, after: str | None = None) -> None:
+  """Replaces the section of RESULTS.md that starts with ``header``; a new one goes right
+  after the section that starts with ``after`` when there is one, else at the end."""
   text = open(path).read() if os.path.exists(path) else "# Benchmark results\n\n"
   start = text.find(header)
+  anchor = text.find(after) if after else -1
+  section = section.rstrip("\n") + "\n"
   if start >= 0:
     end = text.find("\n## ", start + 1)
-    text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
+    text = text[:start] + section + ("\n" + text[end + 1:] if end >= 0 else "")
+  elif anchor >= 0 and (end := text.find("\n## ", anchor + 1)) >= 0:
+    text = text[:end].rstrip("\n") + "\n\n" + section + "\n" + text[end + 1:]
   else:
     text = text.rstrip("\n") + "\n\n" + section
   with open(path, "w") as f:
     f.write(text)
 
 
-def publish(section: str, header: str, write: bool) -> None:
-  """Prints a benchmark's RESULTS.md section, and records it there when ``write``."""
+def publish(section: str, header: str, write: bool, after: str | None = None) -> None:
+  """Prints a benchmark's RESULTS.md section, and records it there when ``write`` (a new
+  section right after the one headed ``after``, see :func:`write_results`)."""
   print()
   print(section)
   if write:
-    write_results(section, header=header)
+    write_results(section, header=header, after=after)

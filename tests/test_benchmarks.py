@@ -8,7 +8,9 @@ contenders whose times and results are known.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import textwrap
 import time
 
 import pytest
@@ -18,6 +20,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 import bench_losses  # noqa: E402
 import bench_train  # noqa: E402
+import results  # noqa: E402
+
+BENCHMARKS = os.path.dirname(bench_losses.__file__)
 
 
 class _Counter:
@@ -66,6 +71,52 @@ def test_loss_markdown_reports_back_to_back_and_waited_ratios():
   assert "Waited for each call, jaxtrain faster in 1 of 2 rows." in text
   assert "Waited, slower than torch: mse_loss (notes, 0.50x)." in text
   assert "0.10 / 0.20" in text
+
+
+def test_pinned_loss_table_has_its_own_section_after_the_default_one(tmp_path):
+  rows = [dict(size="notes", loss="mse_loss", torch_us=20.0, jax_us=10.0, jax_waited_us=40.0,
+               ratio=2.0, waited_ratio=0.5, compile_ms=50.0)]
+  path = tmp_path / "RESULTS.md"
+  path.write_text("# Benchmark results\n\n" + bench_losses.HEADER + " (old)\n\nold table\n\n"
+                  "## Training throughput\n\ntraining table\n")
+  pinned = bench_losses.markdown(rows, ("0.1", "0.2"), cpus=1, pinned="Pinned to CPU 0 of 2.")
+  assert pinned.startswith(bench_losses.header(1) + " (")
+  assert "Pinned to CPU 0 of 2." in pinned
+  for _ in range(2):  # written twice: the second run replaces the first
+    results.write_results(pinned, header=bench_losses.header(1), path=str(path),
+                          after=bench_losses.HEADER)
+  text = path.read_text()
+  assert text.count(bench_losses.header(1)) == 1
+  assert (text.index(bench_losses.HEADER) < text.index(bench_losses.header(1))
+          < text.index("## Training throughput"))
+  assert "old table" in text and "training table" in text
+  assert "\n\n" + bench_losses.header(1) in text and "\n\n## Training throughput" in text
+
+
+def test_cpus_pins_xla_and_torch_to_one_thread():
+  # A fresh process (XLA sizes its thread pool when its backend starts). With one CPU
+  # XLA gives no kernel a partition of the work (`outer_dimension_partitions`), which it
+  # does for an exp over 1024 x 100 when it has a thread pool of 2 or more.
+  code = textwrap.dedent("""
+      import os, sys
+      sys.path.insert(0, sys.argv[1])
+      import bench_losses, jax, jax.numpy as jnp, torch
+      line = bench_losses.pin_cpus(1)
+      text = jax.jit(jnp.exp).lower(jnp.ones((1024, 100))).compile().as_text()
+      print(len(os.sched_getaffinity(0)), torch.get_num_threads(),
+            'outer_dimension_partitions":["' in text, line)
+      """)
+  out = subprocess.run([sys.executable, "-c", code, BENCHMARKS], capture_output=True, text=True,
+                       timeout=120, check=True).stdout.split(maxsplit=3)
+  assert out[:3] == ["1", "1", "False"]
+  assert "XLA's thread pool has 1 thread, torch 1." in out[3]
+
+
+def test_cpus_out_of_range_is_a_clear_error():
+  allowed = len(os.sched_getaffinity(0))
+  for bad in (0, allowed + 1):
+    with pytest.raises(ValueError, match=f"--cpus must be between 1 and {allowed}"):
+      bench_losses.pin_cpus(bad)
 
 
 def _fake_child(results):

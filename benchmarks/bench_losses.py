@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 
 import jaxtrain.losses as L
+from jaxtrain._xla_defaults import _backends_started
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from results import load_average, machine, publish, slower_summary, start_load  # noqa: E402
@@ -200,13 +201,11 @@ def pin_cpus(n: int) -> str:
   Returns:
     The line that says so in the table's header.
   """
-  from jax._src import xla_bridge
-
   allowed = sorted(os.sched_getaffinity(0))
   if not 1 <= n <= len(allowed):
     raise ValueError(f"--cpus must be between 1 and {len(allowed)} (the CPUs this process may "
                      f"use), got {n}")
-  if xla_bridge.backends_are_initialized():
+  if _backends_started():
     raise RuntimeError("--cpus: JAX's backend has already started; pin before any JAX call")
   os.sched_setaffinity(0, allowed[:n])
   torch.set_num_threads(n)

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 import jaxtrain.losses as L
-from jaxtrain._xla_defaults import _backends_started
+from jaxtrain._xla_options import backends_started
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from results import load_average, machine, publish, slower_summary, start_load  # noqa: E402
@@ -205,7 +205,7 @@ def pin_cpus(n: int) -> str:
   if not 1 <= n <= len(allowed):
     raise ValueError(f"--cpus must be between 1 and {len(allowed)} (the CPUs this process may "
                      f"use), got {n}")
-  if _backends_started():
+  if backends_started():
     raise RuntimeError("--cpus: JAX's backend has already started; pin before any JAX call")
   os.sched_setaffinity(0, allowed[:n])
   torch.set_num_threads(n)

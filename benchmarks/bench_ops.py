@@ -15,7 +15,8 @@ The notes' CIFAR-10 CNN (000_dc5555055295abc4.txt) at 32x32x3, one SGD step =
 Each is timed two ways: ``per-step`` calls a jitted step ``--steps`` times from
 Python; ``scan`` runs the same steps as one jitted ``lax.scan`` over stacked
 batches (how the trainer runs an epoch). Reported: median ms per step over
-``--repeats`` after a compiling warm-up.
+``--repeats`` after a compiling warm-up. Every variant is compiled with the XLA
+options jaxtrain's own programs get on this platform (``jaxtrain._xla_options``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from jax import lax
 from flax import nnx
 import optax
 
-from jaxtrain import ops
+from jaxtrain import _xla_options, ops
 from jaxtrain.models import CNN
 from jaxtrain.models._util import flatten
 from jaxtrain.models._util import torch_linear
@@ -103,7 +104,8 @@ def bench(name: str, batch: int, steps: int, repeats: int) -> tuple[float, float
     loss, grads = jax.value_and_grad(loss_fn)(params)
     return jax.tree.map(lambda p, g: p - LR * g, params, grads), loss
 
-  jit_step = jax.jit(step)
+  options = _xla_options.for_platform(jax.devices()[0].platform)
+  jit_step = jax.jit(step, compiler_options=options)
 
   xs_list = [xs[i] for i in range(steps)]  # slice outside the timed region
   ys_list = [ys[i] for i in range(steps)]
@@ -113,7 +115,7 @@ def bench(name: str, batch: int, steps: int, repeats: int) -> tuple[float, float
       params, loss = jit_step(params, (x, y))
     return loss
 
-  scan_epoch = jax.jit(lambda p, xs, ys: lax.scan(step, p, (xs, ys)))
+  scan_epoch = jax.jit(lambda p, xs, ys: lax.scan(step, p, (xs, ys)), compiler_options=options)
   t_step = _timed(per_step_presliced, params, repeats=repeats) / steps
   t_scan = _timed(scan_epoch, params, xs, ys, repeats=repeats) / steps
   return t_step * 1e3, t_scan * 1e3

@@ -1,51 +1,120 @@
-"""Convolution and max pooling that stay fast on XLA:CPU, also inside ``lax.scan``.
+"""Convolution and max pooling with torch's semantics, in the form each compiler wants.
 
 Two channels-last (NHWC) primitives for the notes' CNN, numerically the same as
-``lax.conv_general_dilated`` and torch's ``F.max_pool2d``, written around three
+``lax.conv_general_dilated`` and torch's ``F.max_pool2d``. On GPU and TPU they
+are exactly those programs: ``lax.conv_general_dilated`` and
+``lax.reduce_window`` with their autodiff gradients, which cuDNN and the TPU
+compiler are built for. On the CPU they take forms written around four
 performance traps of XLA:CPU (measured with jaxlib 0.10.2; figures in
-``benchmarks/bench_ops.py``):
+``benchmarks/RESULTS.md``):
 
 * **Convolutions inside a while loop.** The trainer runs a whole epoch as one
   ``lax.scan``. XLA's conv canonicalisation only rewrites top-level convolutions,
   and autodiff emits the backward convolutions in non-canonical dimension orders
   (input-gradient with swapped kernel dims, kernel-gradient with the batch as the
   contraction), so inside a loop body they fall back to a naive loop emitter
-  (jax-ml/jax#12868): a whole training step of the notes' CNN runs 25-60x slower
-  in ``lax.scan`` than called step by step. :func:`conv2d` has a ``jax.custom_vjp``
-  whose backward pass is two canonical NHWC/HWIO forward convolutions plus
-  explicit transposes, which every XLA:CPU code path handles well.
+  (jax-ml/jax#12868). The CPU form has a ``jax.custom_vjp`` whose backward pass is
+  two canonical NHWC/HWIO forward convolutions plus explicit transposes, which
+  every XLA:CPU code path handles well.
 * **Max pooling's gradient.** ``lax.reduce_window`` differentiates into
-  ``select_and_scatter``, ~10x slower on CPU than pooling written as a reshape and
-  a max. :func:`max_pool2d` is that reshape, with a ``custom_vjp`` that routes the
-  gradient as torch does (to the first maximum of each window).
-* **Odd channel counts.** XLA:CPU's convolutions are 2-4x slower when a channel
-  count is odd (RGB's 3); :func:`conv2d` zero-pads such channels to even. With
-  at most 4 input channels it instead folds the kernel's width into the channels
-  (``_conv_rows``) and evens that count (RGB, 5x5: 15 -> 16): the CIFAR CNN's
-  first layer, value and kernel gradient, 8.2 -> 5.8 ms at batch 64 on 2 cores
-  (folding the evened input, 20 channels), and the whole step 20.3 -> 19.0 ms
-  with 16.
+  ``select_and_scatter``, which XLA:CPU runs far slower than pooling written as a
+  reshape and a max; the CPU form is that reshape, with a ``custom_vjp`` that
+  routes the gradient as torch does (to the first maximum of each window).
+* **Odd channel counts.** XLA:CPU's convolutions are slow when a channel count is
+  odd (RGB's 3); the CPU form zero-pads such channels to even. With at most 4
+  input channels it instead folds the kernel's width into the channels
+  (``_conv_rows``) and evens that count (RGB, 5x5: 15 -> 16).
 * **Kernels as large as the image.** When the kernel covers the whole (unpadded)
   image, as the 5x5 kernels do on the 4x4 and 2x2 maps of the CNN on 8x8 digits,
-  XLA:CPU's convolution takes a slow path: 4x4, 32->32 channels, batch 64 took
-  5.6-11 ms; the same as patches (im2col) and one matmul took 0.35 ms (2x2:
-  0.58 vs 0.14 ms; at 8x8 the two are equal, at 16x16 the convolution is 9x
-  faster). :func:`conv2d` uses the matmul form there; its autodiff gradient is
-  matmuls, pads and slices, no convolution, so it is fast inside ``lax.scan`` too.
+  XLA:CPU's convolution takes a slow path; the CPU form is then patches (im2col)
+  and one matmul, whose autodiff gradient is matmuls, pads and slices.
+
+**Which form runs is decided when a program is lowered**, not from a process-wide
+setting: each op is a ``lax.platform_dependent`` of its CPU form and its plain
+form, so a program lowered for ``cuda`` or ``tpu`` holds only the plain form, and
+the CPU program only the CPU form (a multi-platform export keeps both behind a
+conditional that XLA resolves at compile time). Under autodiff of such an op, a
+single-platform lowering still carries the other form's residuals as dead zero
+constants (XLA removes them); a whole function can instead be dispatched once
+with :func:`by_platform`, which traces it with each form and lowers only the one
+for the target, as jaxtrain's train step does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+import contextlib
+import contextvars
 import functools
 
 import jax
 import jax.numpy as jnp
 from jax import lax
+import numpy as np
 
 Padding = int | str | Sequence[int] | Sequence[tuple[int, int]]
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
+
+FORMS = ("cpu", "plain")
+
+# The form the ops take while a function is traced under ``use_forms`` (or
+# ``by_platform``); None: each op dispatches on the lowering platform itself.
+_forms: contextvars.ContextVar[str | None] = contextvars.ContextVar("jaxtrain_ops_forms",
+                                                                    default=None)
+
+
+@contextlib.contextmanager
+def use_forms(forms: str) -> Iterator[None]:
+  """Traces :func:`conv2d` and :func:`max_pool2d` in one form while the block runs.
+
+  Args:
+    forms: ``'cpu'`` (the XLA:CPU forms of the module docstring) or ``'plain'``
+      (``lax.conv_general_dilated`` and ``lax.reduce_window`` with autodiff
+      gradients). The choice is read when the ops are traced: a function jitted
+      inside the block and cached keeps the form it was traced with.
+  """
+  if forms not in FORMS:
+    raise ValueError(f"forms={forms!r} is not valid; expected one of {', '.join(FORMS)}")
+  token = _forms.set(forms)
+  try:
+    yield
+  finally:
+    _forms.reset(token)
+
+
+def by_platform(fn: Callable) -> Callable:
+  """``fn`` traced once per form, the form chosen by the platform it is lowered for.
+
+  ``by_platform(fn)(*args)`` is ``lax.platform_dependent(*args, cpu=fn with the CPU
+  forms, default=fn with the plain forms)``: a program lowered for the CPU holds
+  only the CPU forms, one lowered for ``cuda``, ``rocm`` or ``tpu`` only the plain
+  ones. Unlike dispatching op by op, a gradient taken inside ``fn`` never crosses
+  the dispatch, so neither program carries the other form's residuals.
+  ``args`` are pytrees of arrays; ``fn`` returns one.
+  """
+
+  def with_forms(forms):
+    def traced(*args):
+      with use_forms(forms):
+        return fn(*args)
+    return traced
+
+  @functools.wraps(fn)
+  def dispatched(*args):
+    if _forms.get() is not None:  # already inside a dispatched function
+      return fn(*args)
+    return lax.platform_dependent(*args, cpu=with_forms("cpu"), default=with_forms("plain"))
+
+  return dispatched
+
+
+def _dispatch(cpu: Callable, plain: Callable, *args):
+  """``cpu(*args)`` or ``plain(*args)``: the form ``use_forms`` set, else by platform."""
+  forms = _forms.get()
+  if forms is None:
+    return lax.platform_dependent(*args, cpu=cpu, default=plain)
+  return cpu(*args) if forms == "cpu" else plain(*args)
 
 
 def _pads(padding: Padding, kernel_hw: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -140,13 +209,11 @@ def _conv_rows(x, w, pads):
   ``kw`` shifted copies of the width-padded input, side by side on the channel
   axis (``(N, H, Wo, kw * C_in)``, in ``w.reshape``'s ``(kw, C_in)`` order),
   convolved with the ``(kh, 1, kw * C_in, C_out)`` kernel: the same sums. For
-  3-channel input XLA:CPU's convolution uses the cores poorly; in this form the
-  CIFAR CNN's first layer takes 5.8 ms for value and kernel gradient instead of
-  8.2 ms (batch 64, 2 cores, Eigen convolutions). An odd folded channel count
-  (RGB's 5 x 3 = 15) gets one zero channel, and a zero row in the kernel: 16
-  channels, where evening the input first (3 -> 4) would fold to 20. The CNN's
-  training step went from 20.3 to 19.0 ms with it (median of 20 interleaved
-  windows, 2026-11-22).
+  3-channel input XLA:CPU's convolution uses the cores poorly, and this form is
+  faster for value and kernel gradient (benchmarks/RESULTS.md). An odd folded
+  channel count (RGB's 5 x 3 = 15) gets one zero channel, and a zero row in the
+  kernel: 16 channels, where evening the input first (3 -> 4) would fold to 20,
+  which measured slower.
   """
   kh, kw, c_in, c_out = w.shape
   xp = jnp.pad(x, ((0, 0), (0, 0), pads[1], (0, 0)))
@@ -168,10 +235,10 @@ def _even(c: int) -> int:
 def conv2d(x: jax.Array, w: jax.Array, b: jax.Array | None = None, *, padding: Padding = 0) -> jax.Array:
   """Stride-1 2-D convolution (cross-correlation, as torch's), channels-last.
 
-  The value equals ``lax.conv_general_dilated(x, w, (1, 1), padding,
-  dimension_numbers=('NHWC', 'HWIO', 'NHWC'))`` (plus ``b``); the gradient is
-  computed by a ``custom_vjp`` as canonical forward convolutions, so the op stays
-  fast inside ``lax.scan`` / ``fori_loop`` on CPU (see the module docstring).
+  On GPU and TPU this is ``lax.conv_general_dilated(x, w, (1, 1), padding,
+  dimension_numbers=('NHWC', 'HWIO', 'NHWC'))`` (plus ``b``) with its autodiff
+  gradients; on the CPU the same value and gradients in the forms of the module
+  docstring (fast inside ``lax.scan`` / ``fori_loop`` too).
 
   Args:
     x: input, shape ``(N, H, W, C_in)``.
@@ -196,10 +263,22 @@ def conv2d(x: jax.Array, w: jax.Array, b: jax.Array | None = None, *, padding: P
   x, w = jnp.asarray(x), jnp.asarray(w)
   dtype = jnp.result_type(x, w)
   x, w = x.astype(dtype), w.astype(dtype)
-  # XLA:CPU's convolutions are 2-4x slower with an odd channel count above 1
-  # (measured, jaxlib 0.10.2: the CIFAR conv 3->32 at batch 64 takes 5.3 ms
-  # forward and 13.5 ms with its kernel gradient, 1.3 ms and 5.6 ms with the
-  # input zero-padded to 4 channels). Zero channels add exact zeros to every sum,
+  y = _dispatch(functools.partial(_conv2d_cpu, pads=pads),
+                functools.partial(_conv2d_plain, pads=pads), x, w)
+  if b is not None:
+    y = y + b.astype(y.dtype)
+  return y
+
+
+def _conv2d_plain(x, w, *, pads):
+  """The convolution as GPU and TPU compilers take it; autodiff gives its gradients."""
+  return _conv(x, w, pads)
+
+
+def _conv2d_cpu(x, w, *, pads):
+  """The same sums in XLA:CPU's fast forms (see the module docstring)."""
+  # XLA:CPU's convolutions are several times slower with an odd channel count
+  # above 1 (benchmarks/RESULTS.md). Zero channels add exact zeros to every sum,
   # and autodiff of the pad/slice returns the gradients of the real channels.
   # The row-patch form evens its own, folded, channel count.
   c_in, c_out = w.shape[2], w.shape[3]
@@ -216,8 +295,6 @@ def conv2d(x: jax.Array, w: jax.Array, b: jax.Array | None = None, *, padding: P
     y = _conv_im2col(x, w, pads) if small_image else _conv_canonical(x, w, pads)
   if c_out_even != c_out:
     y = y[..., :c_out]
-  if b is not None:
-    y = y + b.astype(y.dtype)
   return y
 
 
@@ -279,8 +356,9 @@ _max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
 def max_pool2d(x: jax.Array, window: int = 2) -> jax.Array:
   """Max pooling with stride = window, channels-last; torch's ``F.max_pool2d(x, k)``.
 
-  Written as a reshape and a max, not ``lax.reduce_window``: on XLA:CPU the latter's
-  gradient (``select_and_scatter``) is ~10x slower.
+  On GPU and TPU this is ``lax.reduce_window`` (its gradient a select-and-scatter);
+  on the CPU a reshape and a max with a custom gradient, since XLA:CPU runs
+  select-and-scatter slowly (see the module docstring).
 
   Args:
     x: shape ``(N, H, W, C)``.
@@ -291,10 +369,12 @@ def max_pool2d(x: jax.Array, window: int = 2) -> jax.Array:
     and columns past the last full window are dropped (and get zero gradient).
 
   Note:
-    The gradient goes to the first maximum of each window in row-major order
-    (to the last NaN if the window holds NaNs), as torch's CPU kernel does.
-    Plain ``jnp.max`` would split it equally among tied elements, which differs
-    from torch after a ReLU, where windows of zeros tie.
+    The gradient goes to the first maximum of each window in row-major order,
+    as torch's kernels do (both forms; plain ``jnp.max`` would split it equally
+    among tied elements, which differs from torch after a ReLU, where windows of
+    zeros tie). A window holding NaN: the CPU form sends the gradient to the last
+    NaN, as torch's CPU kernel does; the plain form to the select-and-scatter's
+    choice.
   """
   if x.ndim != 4:
     raise ValueError(f"max_pool2d expects x of shape (N, H, W, C), got {x.shape}")
@@ -302,4 +382,15 @@ def max_pool2d(x: jax.Array, window: int = 2) -> jax.Array:
     raise ValueError(f"max_pool2d: window must be a positive int, got {window!r}")
   if x.shape[1] < window or x.shape[2] < window:
     raise ValueError(f"max_pool2d: window {window} is larger than the image {x.shape[1:3]}")
-  return _max_pool(x, window)
+  return _dispatch(lambda x: _max_pool(x, window), lambda x: _max_pool_plain(x, window=window), x)
+
+
+def _max_pool_plain(x, *, window):
+  """``lax.reduce_window``: what GPU and TPU compilers pool with (autodiff: select-and-scatter)."""
+  # A concrete (numpy) identity, so that JAX recognises the max monoid and uses
+  # reduce_window_max, which has autodiff rules; 'VALID' windows drop the rows and
+  # columns past the last full window, as torch's ceil_mode=False does.
+  init = np.array(-np.inf if jnp.issubdtype(x.dtype, jnp.inexact) else jnp.iinfo(x.dtype).min,
+                  x.dtype)
+  dims = (1, window, window, 1)
+  return lax.reduce_window(x, init, lax.max, dims, dims, "VALID")

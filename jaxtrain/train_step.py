@@ -32,6 +32,8 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh
 
+from jaxtrain import _xla_options
+from jaxtrain import ops
 from jaxtrain import parallel
 
 LossFn = Callable[..., jax.Array]  # loss(logits, labels, *, reduction) -> scalar
@@ -171,7 +173,9 @@ def _step_fn(model: nnx.Module, loss_fn: LossFn, optimizer, reduction: str,
       metrics["skipped"] = metrics["nonfinite"]
     return new_state, metrics
 
-  return step
+  # The CPU forms of jaxtrain.ops in the program lowered for the CPU, the plain
+  # lax ones in a GPU or TPU program: chosen at lowering time, per program.
+  return ops.by_platform(step)
 
 
 def make_train_step(
@@ -206,7 +210,7 @@ def make_train_step(
   rep = parallel.replicated(mesh)
   return jax.jit(_step_fn(model, loss_fn, optimizer, reduction, nan_policy),
                  in_shardings=(rep, parallel.batch_sharding(mesh)), out_shardings=(rep, rep),
-                 donate_argnums=0)
+                 donate_argnums=0, compiler_options=_xla_options.for_mesh(mesh))
 
 
 def make_epoch(
@@ -244,8 +248,10 @@ def make_epoch(
       totals["batch_nonfinite"] = per_batch["nonfinite"]
     return state, totals
 
-  return jax.jit(epoch, in_shardings=(rep, rep, rep, parallel.batch_sharding(mesh, axis=1)),
-                 out_shardings=(rep, rep), donate_argnums=0)
+  return jax.jit(ops.by_platform(epoch),
+                 in_shardings=(rep, rep, rep, parallel.batch_sharding(mesh, axis=1)),
+                 out_shardings=(rep, rep), donate_argnums=0,
+                 compiler_options=_xla_options.for_mesh(mesh))
 
 
 def make_eval_step(model: nnx.Module, loss_fn: LossFn, *, mesh: Mesh | None = None):
@@ -273,4 +279,5 @@ def make_eval_step(model: nnx.Module, loss_fn: LossFn, *, mesh: Mesh | None = No
         "count": jnp.sum(mask),
     }
 
-  return jax.jit(eval_step, in_shardings=(rep, parallel.batch_sharding(mesh)), out_shardings=rep)
+  return jax.jit(ops.by_platform(eval_step), in_shardings=(rep, parallel.batch_sharding(mesh)),
+                 out_shardings=rep, compiler_options=_xla_options.for_mesh(mesh))

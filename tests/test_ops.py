@@ -223,3 +223,84 @@ def test_max_pool2d_errors():
     ops.max_pool2d(jnp.zeros((1, 1, 4, 1)), 2)
   with pytest.raises(ValueError, match="positive"):
     ops.max_pool2d(jnp.zeros((1, 4, 4, 1)), 0)
+
+
+# ------------------------------------------------------------ forms by platform
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=str)
+def test_conv2d_cpu_and_plain_forms_agree(case):
+  # The two forms each platform gets (ops.use_forms forces one on this CPU): the same
+  # value and gradients, within float32 summation-order tolerance.
+  x, w, b, padding = _case(case)
+  ct = _rand(np.random.default_rng(1), jax.eval_shape(
+      lambda x, w: ops.conv2d(x, w, padding=padding), x, w).shape)
+  out = {}
+  for forms in ops.FORMS:
+    def f(x, w, b, forms=forms):
+      with ops.use_forms(forms):
+        return ops.conv2d(x, w, b, padding=padding)
+    y, vjp = jax.vjp(f, x, w, b)
+    out[forms] = (y, *vjp(ct))
+  for cpu, plain in zip(out["cpu"], out["plain"]):
+    _close(cpu, plain)
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_max_pool2d_cpu_and_plain_forms_agree(tied):
+  # Gradients are routed to one element per window in both forms, the first maximum
+  # (tied=True: ReLU-like windows of equal values), so they agree exactly.
+  rng = np.random.default_rng(0)
+  x = _rand(rng, (2, 9, 7, 4))
+  if tied:
+    x = jnp.maximum(jnp.round(x), 0.0)
+  ct = _rand(rng, (2, 4, 3, 4))
+  _, g_t = _torch_pool(x, 2, ct)
+  for forms in ops.FORMS:
+    def f(x, forms=forms):
+      with ops.use_forms(forms):
+        return ops.max_pool2d(x, 2)
+    y, vjp = jax.vjp(f, x)
+    np.testing.assert_array_equal(np.asarray(y), np.asarray(ops._max_pool(x, 2)))
+    np.testing.assert_array_equal(np.asarray(vjp(ct)[0]), g_t, err_msg=forms)
+
+
+def _lowered(fn, *args, platform):
+  return jax.jit(fn).trace(*args).lower(lowering_platforms=(platform,)).as_text()
+
+
+@pytest.mark.parametrize("platform", ["cuda", "tpu"])
+def test_gpu_and_tpu_programs_hold_only_the_plain_forms(platform):
+  # An RGB image, as CIFAR-10's first layer: the CPU row-patch form would fold it to
+  # 16 channels with 5 concatenated shifted slices.
+  x, w = jnp.zeros((4, 32, 32, 3)), jnp.zeros((5, 5, 3, 8))
+
+  def loss(x, w):
+    return jnp.sum(ops.max_pool2d(ops.conv2d(x, w, padding=2)) ** 2)
+
+  grads = ops.by_platform(jax.grad(loss, argnums=(0, 1)))
+  text = _lowered(grads, x, w, platform=platform)
+  convs = [line for line in text.splitlines() if "stablehlo.convolution" in line]
+  assert "(tensor<4x32x32x3xf32>, tensor<5x5x3x8xf32>)" in convs[0]
+  assert len(convs) == 3  # forward, input gradient, kernel gradient: autodiff's
+  assert "stablehlo.concatenate" not in text and "x16xf32>" not in text
+  assert "stablehlo.reduce_window" in text and "stablehlo.select_and_scatter" in text
+  # Differentiated op by op (no by_platform), the program is the same plus the CPU
+  # form's residuals as dead zeros, which XLA removes when it compiles.
+  assert _lowered(jax.grad(loss, argnums=(0, 1)), x, w, platform=platform).count(
+      "stablehlo.convolution") == 3
+
+
+def test_cpu_program_holds_only_the_cpu_forms():
+  x, w = jnp.zeros((4, 32, 32, 3)), jnp.zeros((5, 5, 3, 8))
+  grads = ops.by_platform(jax.grad(lambda x, w: jnp.sum(ops.conv2d(x, w, padding=2) ** 2), 1))
+  text = _lowered(grads, x, w, platform="cpu")
+  convs = [line for line in text.splitlines() if "stablehlo.convolution" in line]
+  assert "(tensor<4x32x32x16xf32>, tensor<5x1x16x8xf32>)" in convs[0]  # the row-patch form
+  assert "stablehlo.concatenate" in text and "stablehlo.reduce_window" not in text
+
+
+def test_use_forms_rejects_unknown_forms():
+  with pytest.raises(ValueError, match="forms='gpu' is not valid; expected one of cpu, plain"):
+    with ops.use_forms("gpu"):
+      pass

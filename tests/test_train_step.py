@@ -8,7 +8,7 @@ import torch
 from flax import nnx
 
 import jaxtrain.losses as L
-from jaxtrain import models, optim
+from jaxtrain import models, ops, optim
 from jaxtrain.train_step import (
     create_train_state,
     make_epoch,
@@ -159,3 +159,78 @@ def test_eval_step_masks_padding():
   assert_close(part["loss_sum"], L.cross_entropy(logits, y[:5], reduction="sum"))
   assert int(part["count"]) == 5 and int(full["count"]) == 8
   assert int(part["correct"]) == int(jnp.sum(jnp.argmax(logits, -1) == y[:5]))
+
+
+# ------------------------------------------------- the program each platform gets
+
+
+def _cifar_step(epoch=False):
+  """The notes' CIFAR-10 CNN trained by SGD with momentum, and arguments to lower it with."""
+  model = models.CNN(in_channels=3, image_size=32, rngs=nnx.Rngs(0))
+  opt = optim.sgd(0.01, momentum=0.9)
+  state = create_train_state(model, opt)
+  x, y = jnp.zeros((64, 32, 32, 3)), jnp.zeros((64,), jnp.int32)
+  if epoch:
+    return make_epoch(model, L.cross_entropy, opt), (state, x, y, jnp.zeros((1, 64), jnp.int32))
+  return make_train_step(model, L.cross_entropy, opt), (state, (x, y))
+
+
+def _program(fn, args, platform):
+  return fn.trace(*args).lower(lowering_platforms=(platform,)).as_text()
+
+
+@pytest.mark.parametrize("platform", ["cuda", "tpu"])
+@pytest.mark.parametrize("epoch", [False, True], ids=["step", "scan-epoch"])
+def test_gpu_and_tpu_get_the_plain_program(platform, epoch):
+  # What a JAX expert writes for an accelerator: lax.conv_general_dilated and
+  # lax.reduce_window with autodiff's gradients, the first convolution on RGB's 3
+  # channels. None of the CPU forms: no folded 16-channel input, no concatenated
+  # shifted slices, no evened channels, no hand-written backward convolutions.
+  text = _program(*_cifar_step(epoch), platform)
+  convs = [line.split(": ")[-1] for line in text.splitlines() if "stablehlo.convolution" in line]
+  assert convs[0] == ("(tensor<64x32x32x3xf32>, tensor<5x5x3x32xf32>) -> "
+                      "tensor<64x32x32x32xf32>")
+  assert len(convs) == 8  # 3 forward, 2 input gradients (not the image's), 3 kernel gradients
+  assert "x16xf32>" not in text and "x4xf32>" not in text
+  assert text.count("stablehlo.concatenate") == 0
+  assert text.count("stablehlo.transpose") == 2  # autodiff's own, in two kernel gradients
+  assert text.count("stablehlo.reduce_window") == 3
+  assert text.count("stablehlo.select_and_scatter") == 3
+
+
+@pytest.mark.parametrize("epoch", [False, True], ids=["step", "scan-epoch"])
+def test_cpu_program_is_the_cpu_forms_program(epoch):
+  # Dispatching by platform leaves the CPU's compiled program exactly the program of
+  # the CPU forms traced directly (ops.use_forms), up to value names.
+  import re
+
+  fn, args = _cifar_step(epoch)
+  text = _program(fn, args, "cpu")
+  assert "(tensor<64x32x32x16xf32>, tensor<5x1x16x32xf32>)" in text  # RGB folded by rows
+  assert text.count("stablehlo.concatenate") == 10 and "stablehlo.reduce_window" not in text
+
+  def compiled(fn):  # the instructions, without value names and source locations
+    hlo = fn.lower(*args).compile().as_text()
+    lines = [line for line in hlo.splitlines() if re.match(r"\s+(ROOT )?%", line)]
+    return sorted(re.sub(r"%[\w.\-]+|, metadata=\{[^}]*\}", "%", line) for line in lines)
+
+  dispatched = compiled(fn)
+  with ops.use_forms("cpu"):
+    direct = compiled(_cifar_step(epoch)[0])
+  assert dispatched == direct
+
+
+def test_cpu_and_plain_steps_agree():
+  # The two programs, both run on this CPU: the same loss, metrics and update.
+  model = _cnn()
+  opt = optim.sgd(0.05, momentum=0.9)
+  x, y = _batch(8, n=32)
+  out = {}
+  for forms in ops.FORMS:
+    with ops.use_forms(forms):
+      step = make_train_step(model, L.cross_entropy, opt)
+      out[forms] = step(create_train_state(model, opt), (x, y))
+  (s_cpu, m_cpu), (s_plain, m_plain) = out["cpu"], out["plain"]
+  jax.tree.map(lambda a, b: assert_close(a, b, rtol=1e-5, atol=1e-6), s_cpu.params, s_plain.params)
+  assert_close(m_cpu["loss"], m_plain["loss"], rtol=1e-6)
+  assert int(m_cpu["correct"]) == int(m_plain["correct"])

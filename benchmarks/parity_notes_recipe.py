@@ -84,8 +84,8 @@ def run_torch(net: torch.nn.Module, split: data.Split, epochs: int):
   opt = torch.optim.SGD(net.parameters(), lr=LR)
   scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=STEP_SIZE, gamma=GAMMA)
   # The loader's batches as NCHW tensors (torchvision's ToTensor layout), built once.
-  batches = [(torch.from_numpy(np.array(x)).permute(0, 3, 1, 2), torch.from_numpy(y).long())
-             for x, y in loader(split)]
+  batches = [(torch.from_numpy(data.to_float(x, split.max_value)).permute(0, 3, 1, 2),
+              torch.from_numpy(y).long()) for x, y in loader(split)]
   step_losses, running, lrs = [], [], []
   for _ in range(epochs):
     lrs.append(opt.param_groups[0]["lr"])
@@ -108,7 +108,8 @@ def run_jaxtrain(model: models.CNN, split: data.Split, epochs: int):
   steps_per_epoch = data.num_batches(len(split), BATCH, drop_last=True)
   opt = optim.sgd(optim.step_lr(LR, STEP_SIZE, GAMMA, steps_per_epoch=steps_per_epoch))
   state = create_train_state(model, opt)
-  train_step = make_train_step(model, L.cross_entropy, opt)
+  # The stored uint8 batches: the step scales them on the device (ToTensor's values).
+  train_step = make_train_step(model, L.cross_entropy, opt, image_max=split.max_value)
   step_losses, running = [], []
   for _ in range(epochs):
     losses = []

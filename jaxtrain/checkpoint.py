@@ -153,19 +153,26 @@ class Checkpointer:
       save); at least 1.
     read_only: only restore: the directory must exist, nothing is created, deleted
       or cleaned (safe while a training run is saving into it), ``save`` raises.
+    asynchronous: ``save`` returns once the state is copied to host memory, and
+      orbax writes the files in a background thread (orbax's asynchronous
+      checkpointing) while the caller goes on; the next ``save``, ``close`` and
+      ``wait`` wait for it (and raise its error, if the write failed). The commit
+      stays atomic: a checkpoint is listed only once completely written.
 
   Raises:
     ValueError: if ``keep < 1``.
     FileNotFoundError: if ``read_only`` and ``directory`` does not exist.
   """
 
-  def __init__(self, directory: str | os.PathLike, *, keep: int = 3, read_only: bool = False):
+  def __init__(self, directory: str | os.PathLike, *, keep: int = 3, read_only: bool = False,
+               asynchronous: bool = False):
     if not isinstance(keep, int) or keep < 1:
       raise ValueError(f"keep must be a positive integer, got {keep!r}")
     # orbax wants absolute paths (it resolves them against its own notion of cwd).
     self.directory = os.path.abspath(os.fspath(directory))
     self.keep = keep
     self.read_only = read_only
+    self.asynchronous = asynchronous
     if read_only:
       if not os.path.isdir(self.directory):
         raise FileNotFoundError(f"no checkpoint directory {self.directory}")
@@ -174,10 +181,13 @@ class Checkpointer:
     self._manager = _manager(self.directory, keep=keep, read_only=read_only)
 
   def save(self, epoch: int, state: TrainState, meta: dict[str, Any]) -> None:
-    """Saves ``state`` and ``meta`` as the checkpoint of epoch ``epoch``; returns once on disk.
+    """Saves ``state`` and ``meta`` as the checkpoint of epoch ``epoch``.
 
-    Blocks until orbax has finished writing (``wait_until_finished``), so a crash
-    after ``save`` returns never loses this checkpoint. The write is atomic: orbax
+    Unless the Checkpointer is ``asynchronous``, returns once on disk (orbax's
+    ``wait_until_finished``), so a crash after ``save`` returns never loses this
+    checkpoint; asynchronous, it returns once the state is copied to the host, and
+    a crash before the write ends leaves the previous checkpoint the latest. The
+    write is atomic: orbax
     writes into ``DIR/<epoch>.orbax-checkpoint-tmp-*`` and renames it to
     ``DIR/<epoch>`` only once the arrays, the JSON and a ``commit_success.txt`` are
     written (``AtomicRenameTemporaryPath``, set explicitly). A crash mid-save leaves
@@ -220,9 +230,14 @@ class Checkpointer:
             _STATE: ocp.args.StandardSave(_savable(state)),
             _META: ocp.args.JsonSave(meta)}),
     )
-    self._manager.wait_until_finished()
+    if not self.asynchronous:
+      self.wait()
     if not saved:  # Should not happen given the check above; never lose a save silently.
       raise RuntimeError(f"orbax declined to save epoch {epoch} in {self.directory}")
+
+  def wait(self) -> None:
+    """Returns once every save is on disk (raises the error of a failed one)."""
+    self._manager.wait_until_finished()
 
   def all_epochs(self) -> list[int]:
     """The saved epochs, in increasing order."""
@@ -280,8 +295,10 @@ class Checkpointer:
 
   def close(self) -> None:
     """Waits for any pending write and releases orbax's resources."""
-    self._manager.wait_until_finished()
-    self._manager.close()
+    try:
+      self.wait()
+    finally:
+      self._manager.close()
 
   def __enter__(self) -> Checkpointer:
     return self

@@ -96,7 +96,8 @@ def evaluate_checkpoint(directory: str, epoch: int | None = None,
     state, _ = ckpt.restore(create_train_state(model, optimizer), epoch)
   finally:
     ckpt.close()
-  eval_step = make_eval_step(model, loop.LOSSES[config.loss])
+  eval_step = make_eval_step(model, loop.LOSSES[config.loss], image_max=data.max_value,
+                             precision=config.precision)
   test = data.test
   loss, acc = loop.evaluate(eval_step, state, test.images, test.labels, config.eval_batch_size)
   return epoch, loss, acc, len(test.labels)

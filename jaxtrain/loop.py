@@ -28,18 +28,12 @@ from jax.sharding import Mesh
 
 import jaxtrain.losses as L
 import jaxtrain.optim as optim
-from jaxtrain import models, parallel
+from jaxtrain import amp, models, parallel, pipeline
 from jaxtrain.checkpoint import Checkpointer
-from jaxtrain.data import Dataset, batches, epoch_permutation, load_dataset, num_batches
+from jaxtrain.data import Dataset, load_dataset, num_batches
+from jaxtrain.pipeline import evaluate  # noqa: F401  (jaxtrain.loop.evaluate, as before)
 from jaxtrain.reporting import MODES, Reporter
-from jaxtrain.train_step import (
-    NAN_POLICIES,
-    TrainState,
-    create_train_state,
-    make_epoch,
-    make_eval_step,
-    make_train_step,
-)
+from jaxtrain.train_step import NAN_POLICIES, TrainState, create_train_state
 
 
 def _nll_of_logits(logits, labels, *, reduction="mean"):
@@ -95,6 +89,11 @@ class Config:
   batch_size: int = 64
   seed: int = 0
   scan_epoch: bool = False
+  # Where the dataset lives while training: 'device' (put there once, split over
+  # the devices), 'host' (batches prefetched), or 'auto' (the device if it fits).
+  data_placement: str = "auto"
+  # torch.autocast's mixed precision: 'float32', 'bf16' or 'fp16' (with GradScaler).
+  precision: str = "float32"
   eval_batch_size: int = 500
   out_dir: str | None = None  # config.json, metrics, curves.png, TensorBoard, checkpoints
   keep: int = 3  # checkpoints kept (the last ones)
@@ -107,7 +106,8 @@ class Config:
     """Raises ``ValueError`` naming the first field with a bad value."""
     choices = {"model": MODELS, "loss": tuple(LOSSES), "reduction": ("mean", "sum"),
                "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "schedule_per": ("epoch", "batch"),
-               "progress": MODES, "nan_policy": NAN_POLICIES}
+               "progress": MODES, "nan_policy": NAN_POLICIES,
+               "data_placement": pipeline.PLACEMENTS, "precision": tuple(amp.PRECISIONS)}
     for name, allowed in choices.items():
       value = getattr(self, name)
       if value not in allowed:
@@ -257,42 +257,11 @@ def build_training(config: Config, data: Dataset):
     )
   model = build_model(config.model, data, config.seed)
   lr = build_schedule(config, steps)
-  return model, lr, build_optimizer(config, lr), steps
-
-
-@jax.jit
-def _sum_metrics(metrics: list[dict]) -> dict:
-  return {k: jnp.sum(jnp.stack([m[k] for m in metrics]), axis=0) for k in metrics[0]}
-
-
-def evaluate(eval_step, state: TrainState, images: np.ndarray, labels: np.ndarray,
-             batch_size: int, *, mesh: Mesh | None = None) -> tuple[float, float]:
-  """Mean loss and accuracy over a whole split, in padded batches of one compiled size.
-
-  The batch size is ``min(batch_size, len(labels))`` rounded up to a multiple of
-  ``mesh``'s device count (every device if ``None``; the mesh ``eval_step`` was
-  made for), so that each device takes an equal share; the last batch is padded
-  with examples of mask 0, which count for nothing.
-  """
-  mesh = parallel.data_mesh() if mesh is None else mesh
-  n = len(labels)
-  size = parallel.padded_size(min(batch_size, n), mesh)
-  rows = parallel.process_rows(size, mesh)  # with several processes, this one's share
-  totals = []
-  for start in range(0, n, size):
-    x, y = images[start:start + size], labels[start:start + size]
-    pad = size - len(y)
-    mask = np.concatenate([np.ones(len(y), np.float32), np.zeros(pad, np.float32)])
-    if pad:
-      x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
-      y = np.concatenate([y, np.zeros(pad, y.dtype)])
-    totals.append(eval_step(state, parallel.feed((x[rows], y[rows], mask[rows]), mesh)))
-  t = jax.device_get(_sum_metrics(totals))
-  return float(t["loss_sum"] / t["count"]), float(t["correct"] / t["count"])
-
-
-# How often the progress bar fetches the running loss from the device (a sync).
-_BAR_EVERY = 10
+  optimizer = build_optimizer(config, lr)
+  if config.precision == "fp16":
+    # torch's AMP recipe: float16 autocast with a GradScaler at its defaults.
+    optimizer = optim.grad_scaler(optimizer)
+  return model, lr, optimizer, steps
 
 
 def fit(config: Config, *, log: Callable[[str], None] | None = None, data: Dataset | None = None,
@@ -340,29 +309,24 @@ def fit(config: Config, *, log: Callable[[str], None] | None = None, data: Datas
   parallel.check_batch_size(config.batch_size, mesh)
   main = parallel.is_main_process()
   data = data if data is not None else load_dataset(config.dataset, data_dir=config.data_dir)
-  train, test = data.train, data.test
-  n = len(train.labels)
   model, lr, optimizer, steps = build_training(config, data)
-  loss_fn = LOSSES[config.loss]
+  placement = pipeline.choose_placement(config.data_placement, data, mesh,
+                                        scan_epoch=config.scan_epoch)
   state = create_train_state(model, optimizer, mesh=mesh)
   results: list[EpochResult] = []
   checkpoints = None
   if config.out_dir and main:
-    checkpoints = Checkpointer(os.path.join(config.out_dir, "checkpoints"), keep=config.keep)
+    # Asynchronous: a save returns once the state is copied to the host, and orbax
+    # writes (and atomically commits) it while the next epoch trains.
+    checkpoints = Checkpointer(os.path.join(config.out_dir, "checkpoints"), keep=config.keep,
+                               asynchronous=True)
   if resume:
     state, results = _resume(config, state, checkpoints)
-  eval_step = make_eval_step(model, loss_fn, mesh=mesh)
-  policy = config.nan_policy
-  if config.scan_epoch:
-    run_epoch = make_epoch(model, loss_fn, optimizer, reduction=config.reduction,
-                           nan_policy=policy, mesh=mesh)
-    # The whole split on every device; each step gathers its rows there.
-    images, labels = parallel.put_replicated((train.images, train.labels), mesh)
-    columns = parallel.process_rows(config.batch_size, mesh, axis=1)
-  else:
-    train_step = make_train_step(model, loss_fn, optimizer, reduction=config.reduction,
-                                 nan_policy=policy, mesh=mesh)
-    rows = parallel.process_rows(config.batch_size, mesh)
+  programs = pipeline.Programs(model, LOSSES[config.loss], optimizer, config.reduction,
+                               config.nan_policy, config.precision)
+  feed = pipeline.Pipeline(data, programs, placement=placement, mesh=mesh,
+                           batch_size=config.batch_size, eval_batch_size=config.eval_batch_size,
+                           seed=config.seed, scan_epoch=config.scan_epoch)
 
   # Other processes print nothing and write nothing.
   reporter = Reporter(out_dir=config.out_dir if main else None,
@@ -371,41 +335,27 @@ def fit(config: Config, *, log: Callable[[str], None] | None = None, data: Datas
   try:
     for epoch in range(len(results), config.epochs):
       start = time.perf_counter()
-      lr_now = float(lr(state.step) if callable(lr) else lr)
+      lr_now = float(jax.device_get(lr(state.step)) if callable(lr) else lr)
       with reporter.epoch_bar(epoch + 1, steps, config.batch_size) as bar:
-        if config.scan_epoch:
-          order = epoch_permutation(n, config.seed, epoch)[: steps * config.batch_size]
-          order = order.reshape(steps, config.batch_size)[:, columns]
-          state, totals = run_epoch(state, images, labels, parallel.feed(order, mesh, axis=1))
-          bar.update(steps)
-        else:
-          per_batch = []
-          for i, batch in enumerate(batches(train, batch_size=config.batch_size,
-                                            seed=config.seed, epoch=epoch, rows=rows)):
-            state, metrics = train_step(state, parallel.feed(batch, mesh))
-            per_batch.append(metrics)
-            bar.update(1, loss=float(metrics["loss"]) if i % _BAR_EVERY == 0 else None)
-          totals = _sum_metrics(per_batch)
-        t = jax.device_get(totals)
-      # The check costs nothing: the epoch's metrics are fetched here anyway, and
+        state, t, flags = feed.train_epoch(
+            state, epoch, lambda n, loss: bar.update(n, loss=loss))
+      # The check costs nothing: the epoch's metrics are fetched once anyway, and
       # the per-step flags are looked at only when the count says something is wrong.
-      bad = int(t["nonfinite"])
-      if bad and (policy == "stop" or bad == steps):
-        flags = (t["batch_nonfinite"] if config.scan_epoch
-                 else jax.device_get(jnp.stack([m["nonfinite"] for m in per_batch])))
-        _raise_nonfinite(config, epoch, steps, int(np.argmax(flags)), bad, checkpoints)
+      bad = int(t.get("nonfinite", 0))
+      if bad and (config.nan_policy == "stop" or bad == steps):
+        _raise_nonfinite(config, epoch, steps, int(np.argmax(flags())), bad, checkpoints)
       count = int(t["count"])
-      test_loss, test_acc = evaluate(eval_step, state, test.images, test.labels,
-                                     config.eval_batch_size, mesh=mesh)
+      test_loss, test_acc = feed.evaluate(state)
       result = EpochResult(
           epoch=epoch + 1, lr=lr_now,
           # nan_policy='skip': the means are over the applied updates' examples.
           train_loss=float(t["loss_sum"] / count), train_acc=float(t["correct"] / count),
           test_loss=test_loss, test_acc=test_acc, running_loss=float(t["loss"]),
-          seconds=time.perf_counter() - start, skipped=bad,
+          seconds=time.perf_counter() - start,
+          skipped=bad + int(t.get("scaler_skipped", 0)),
       )
       results.append(result)
-      if checkpoints:  # first: whatever happens next, this epoch is kept
+      if checkpoints:  # first: whatever happens next, this epoch is being kept
         checkpoints.save(epoch + 1, state, meta={
             "config": dataclasses.asdict(config), "epoch": epoch + 1,
             "history": [dataclasses.asdict(r) for r in results]})
@@ -416,7 +366,7 @@ def fit(config: Config, *, log: Callable[[str], None] | None = None, data: Datas
   finally:
     reporter.close()
     if checkpoints:
-      checkpoints.close()
+      checkpoints.close()  # waits for the last write
   if config.out_dir and main:
     save_params(state, os.path.join(config.out_dir, "params.npz"))
   return state, results
@@ -459,6 +409,8 @@ def _resume(config: Config, state: TrainState,
 def _raise_nonfinite(config: Config, epoch: int, steps: int, first: int, bad: int,
                      checkpoints: Checkpointer | None):
   """Raises NonFiniteError for batch ``first`` (0-based) of ``epoch`` (0-based)."""
+  if checkpoints:
+    checkpoints.wait()  # the previous epoch's asynchronous save: on disk before it is named
   last = checkpoints.latest_epoch() if checkpoints else None
   step = epoch * steps + first + 1
   if config.nan_policy == "skip":

@@ -20,8 +20,10 @@ and the arrays are assembled with ``jax.make_array_from_process_local_data``.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import jax
@@ -179,6 +181,84 @@ def put_replicated(tree: Any, mesh: Mesh) -> Any:
     return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
   return jax.tree.map(put, tree)
+
+
+def put_split(images: np.ndarray, labels: np.ndarray, mesh: Mesh) -> tuple[jax.Array, jax.Array]:
+  """A whole split on the mesh, split along its examples: each device holds ``1 / devices`` of it.
+
+  The arrays keep their dtypes (uint8 images stay uint8). ``N`` is padded with
+  zero examples to a multiple of the device count (an even split); no index of
+  a batch points at the padding. Every process passes the whole split (each
+  loads the dataset) and places the rows of its own devices.
+
+  Args:
+    images: ``(N, ...)`` host array.
+    labels: ``(N,)`` host array.
+    mesh: the data mesh.
+
+  Returns:
+    ``(images, labels)`` as ``jax.Array``s of ``N`` rounded up to a multiple of
+    the device count, sharded as ``batch_sharding(mesh)``.
+  """
+  sharding = batch_sharding(mesh)
+  padded = padded_size(len(labels), mesh)
+
+  def put(x):
+    x = np.asarray(x)
+    if len(x) != padded:
+      x = np.concatenate([x, np.zeros((padded - len(x),) + x.shape[1:], x.dtype)])
+    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+  return put(images), put(labels)
+
+
+def device_memory_free(mesh: Mesh) -> int | None:
+  """The smallest free memory of the mesh's devices in bytes; ``None`` where JAX does not say.
+
+  GPUs and TPUs report ``bytes_limit`` and ``bytes_in_use`` (``Device.memory_stats``);
+  the CPU reports nothing (its "device memory" is the host's).
+  """
+  free = []
+  for device in mesh.devices.flat:
+    if device.process_index != jax.process_index():
+      continue
+    stats = device.memory_stats()
+    if not stats or "bytes_limit" not in stats:
+      return None
+    free.append(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+  return min(free) if free else None
+
+
+def prefetch(batches: Iterable[Any], mesh: Mesh, *, depth: int = 2) -> Iterator[Any]:
+  """Host batches on the mesh ``depth`` batches ahead of the consumer.
+
+  A worker thread draws the next batches from ``batches`` (gathering them on the
+  host) and starts their copies to the devices (``put_batch``) while the caller's
+  step runs, so the step finds its batch already there.
+
+  Args:
+    batches: host batches (pytrees of numpy arrays with this process's rows).
+    mesh: the data mesh.
+    depth: batches in flight.
+
+  Yields:
+    The batches, in order, as ``put_batch`` arrays.
+  """
+  iterator = iter(batches)
+  done = object()
+
+  def next_on_device():
+    batch = next(iterator, done)
+    return done if batch is done else put_batch(batch, mesh)
+
+  with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jaxtrain-prefetch") as pool:
+    queue = collections.deque(pool.submit(next_on_device) for _ in range(depth))
+    while True:
+      batch = queue.popleft().result()
+      if batch is done:
+        return
+      queue.append(pool.submit(next_on_device))
+      yield batch
 
 
 def process_local(tree: Any) -> Any:

@@ -31,6 +31,7 @@ and imports matplotlib and tensorboardX only when they are needed.
 
 from __future__ import annotations
 
+import concurrent.futures
 import csv
 import dataclasses
 import glob
@@ -222,6 +223,7 @@ class Reporter:
     self.history: list[dict[str, int | float]] = []
     self._bar: EpochBar | None = None
     self._events = None  # the TensorBoard event file, opened at the first epoch
+    self._curves = _CurvesInBackground() if self.out_dir is not None else None
     self._closed = False
     if self.out_dir is not None:
       os.makedirs(self.out_dir, exist_ok=True)
@@ -271,10 +273,11 @@ class Reporter:
     if self.out_dir is not None:
       self._append_metrics(record)
       self._write_scalars(record)
-      # Redrawn every epoch (about 0.1-0.2 s) so the figure is current while
-      # the run goes on; atomic, so a viewer never sees a half-written PNG.
-      plot_curves(self.history, os.path.join(self.out_dir, "curves.png"),
-                  title=_title_from_config(self.config))
+      # Redrawn after every epoch so the figure is current while the run goes on,
+      # in a background thread: the next epoch does not wait for matplotlib.
+      # Atomic, so a viewer never sees a half-written PNG.
+      self._curves.draw(list(self.history), os.path.join(self.out_dir, "curves.png"),
+                        title=_title_from_config(self.config))
 
   def _print(self, record: Mapping[str, float], line: str | None) -> None:
     if self.mode == "quiet":
@@ -325,12 +328,15 @@ class Reporter:
     self._events.flush()
 
   def close(self) -> None:
-    """Closes the bar and the event file; idempotent."""
+    """Closes the bar and the event file, and waits for the last curves; idempotent."""
     if self._bar is not None:
       self._bar.close()
     if self._events is not None:
       self._events.close()
       self._events = None
+    if self._curves is not None:
+      curves, self._curves = self._curves, None
+      curves.close()
     self._closed = True
 
   def __enter__(self) -> Reporter:
@@ -338,6 +344,37 @@ class Reporter:
 
   def __exit__(self, *exc_info) -> None:
     self.close()
+
+
+class _CurvesInBackground:
+  """Draws the learning curves in one worker thread, off the training loop's path.
+
+  Only the newest request matters: a drawing that a newer one has overtaken
+  before it started is skipped. ``close`` waits for the last one and raises its
+  error, if it failed.
+  """
+
+  def __init__(self):
+    self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jaxtrain-curves")
+    self._latest = 0
+    self._future: concurrent.futures.Future | None = None
+
+  def draw(self, history: list, path: str, *, title: str | None) -> None:
+    self._latest += 1
+    ticket = self._latest
+    if self._future is not None and self._future.done():
+      self._future.result()  # a failed drawing is reported, not lost
+
+    def job():
+      if ticket == self._latest:
+        plot_curves(history, path, title=title)
+
+    self._future = self._pool.submit(job)
+
+  def close(self) -> None:
+    self._pool.shutdown(wait=True)
+    if self._future is not None:
+      self._future.result()
 
 
 def _write_atomic(path: str, data: str | bytes) -> None:

@@ -26,7 +26,7 @@ import os
 import sys
 import tomllib
 
-from jaxtrain import loop, parallel
+from jaxtrain import amp, loop, parallel, pipeline
 
 
 class _Parser(argparse.ArgumentParser):
@@ -80,6 +80,13 @@ def parser() -> argparse.ArgumentParser:
                  help="initialisation and data order (a function of seed and epoch)")
   g.add_argument("--scan-epoch", action="store_true",
                  help="run each epoch as one compiled program (data on the device)")
+  g.add_argument("--data-placement", choices=pipeline.PLACEMENTS, default=d.data_placement,
+                 help="where the dataset lives while training: device (put there once, split "
+                      "over the devices), host (batches prefetched), auto (the device if it "
+                      "fits in half its free memory)")
+  g.add_argument("--precision", choices=tuple(amp.PRECISIONS), default=d.precision,
+                 help="torch.autocast mixed precision: convolutions and matmuls in bf16 or fp16 "
+                      "(fp16 with torch's GradScaler), parameters and losses in float32")
   g.add_argument("--nan-policy", choices=("stop", "skip"), default=d.nan_policy,
                  help="on a NaN/inf loss or gradient: stop (exit 3, the last good epoch stays "
                       "checkpointed) or skip the update and count it")

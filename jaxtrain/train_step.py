@@ -9,8 +9,17 @@ jit-compiled with the old state donated, so each update reuses its buffers::
   state, metrics = train_step(state, (images, labels))
 
 ``metrics`` stay on the device (sums, not means, so that they add up over an
-epoch); fetch them only when logging. ``make_epoch`` runs a whole epoch as one
-program: a ``lax.scan`` of the same step over batches gathered on the device.
+epoch); fetch them only when logging. When the training split is held on the
+device (``parallel.put_split``), ``make_gather_step`` takes each batch as indices
+into it, and ``make_epoch`` runs a whole epoch as one program: a ``lax.scan`` of
+the same step over batches gathered on the device.
+
+Images may arrive as stored, uint8 pixels: with ``image_max`` the step turns them
+into torchvision's ``ToTensor`` values (``pixels / image_max`` in float32,
+``jaxtrain.data.to_float``) on the device. ``precision='bf16'`` or ``'fp16'``
+runs the model as under ``torch.autocast`` (``jaxtrain.amp``); with ``'fp16'`` an
+optimizer wrapped in ``jaxtrain.optim.grad_scaler`` scales the loss as
+``torch.amp.GradScaler`` does.
 
 Every program runs data-parallel over a ``jaxtrain.parallel.data_mesh`` (all
 devices by default; ``mesh=`` picks others): the state is replicated on every
@@ -33,8 +42,11 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from jaxtrain import _xla_options
+from jaxtrain import amp
 from jaxtrain import ops
+from jaxtrain import optim
 from jaxtrain import parallel
+from jaxtrain.data.dataset import to_float
 
 LossFn = Callable[..., jax.Array]  # loss(logits, labels, *, reduction) -> scalar
 
@@ -133,31 +145,63 @@ def _all_finite(loss, grads) -> jax.Array:
   return jnp.logical_and(jnp.isfinite(loss), jnp.all(jnp.stack(checks)) if checks else True)
 
 
+def _images(images: jax.Array, image_max: int | None) -> jax.Array:
+  """The float32 images the model takes: uint8 pixels scaled on the device (``to_float``)."""
+  if image_max is not None and jnp.issubdtype(images.dtype, jnp.floating):
+    raise ValueError(f"image_max={image_max!r} scales integer pixels, but the images are "
+                     f"{images.dtype} already: leave image_max=None")
+  return to_float(images, image_max)
+
+
+def _loss_scaler(optimizer, opt_state):
+  """The GradScaler state's scale if ``optimizer`` is wrapped in ``optim.grad_scaler``, else None."""
+  try:
+    return optim.loss_scale(opt_state)
+  except (ValueError, AttributeError):  # no grad_scaler in the optimizer: no loss scaling, as torch without one
+    return None
+
+
 def _step_fn(model: nnx.Module, loss_fn: LossFn, optimizer, reduction: str,
-             nan_policy: str | None = None):
+             nan_policy: str | None = None, *, image_max: int | None = None,
+             precision: str = "float32"):
   """The pure, un-jitted step on ``model``'s training-mode graph."""
   _check_reduction(reduction)
   _check_nan_policy(nan_policy)
+  amp.check_precision(precision)
   graphdef = _graphdef(model, train=True)
 
-  def loss_and_aux(params, model_state, images, labels):
+  def loss_and_aux(params, model_state, images, labels, scale):
+    # torch.autocast: the float32 parameters and the images cast to the low
+    # precision on the way into the model; the logits back to float32 for the loss.
+    params, images = amp.autocast(params, _images(images, image_max), precision)
     net = nnx.merge(graphdef, params, model_state)
-    logits = net(images)
+    logits = amp.float32_logits(net(images))
     loss = loss_fn(logits, labels, reduction=reduction)
-    return loss, (logits, nnx.state(net, nnx.Not(nnx.Param)))
+    # GradScaler: the gradient of the scaled loss (its optimizer unscales it).
+    scaled = loss if scale is None else loss * scale.astype(loss.dtype)
+    return scaled, (loss, logits, nnx.state(net, nnx.Not(nnx.Param)))
 
   def step(state: TrainState, batch) -> tuple[TrainState, dict[str, jax.Array]]:
     images, labels = batch
-    (loss, (logits, model_state)), grads = jax.value_and_grad(loss_and_aux, has_aux=True)(
-        state.params, state.model_state, images, labels
-    )
+    scale = _loss_scaler(optimizer, state.opt_state)
+    (_, (loss, logits, model_state)), grads = jax.value_and_grad(loss_and_aux, has_aux=True)(
+        state.params, state.model_state, images, labels, scale)
+    # The model state (batch statistics, RNG counts) keeps its stored dtypes.
+    model_state = jax.tree.map(lambda new, old: new.astype(old.dtype), model_state,
+                               state.model_state)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     new_state = TrainState(params, model_state, opt_state, state.step + 1)
     metrics = _batch_metrics(loss, logits, labels, reduction)
+    if scale is not None:
+      # Updates the GradScaler skipped (an inf or NaN in the scaled gradients):
+      # torch's recipe, counted per epoch like nan_policy's skips.
+      metrics["scaler_skipped"] = optim.found_inf(opt_state).astype(jnp.int32)
     if nan_policy is None:
       return new_state, metrics
-    finite = _all_finite(loss, grads)
+    # With a loss scaler, inf and NaN gradients are its business (it skips the
+    # update and backs off): only a non-finite loss counts as divergence.
+    finite = jnp.isfinite(loss) if scale is not None else _all_finite(loss, grads)
     # A 0/1 flag per step: summed over an epoch it counts the bad steps, and the
     # per-step values (kept on the device) locate the first one, at no sync.
     metrics["nonfinite"] = jnp.logical_not(finite).astype(jnp.int32)
@@ -178,9 +222,15 @@ def _step_fn(model: nnx.Module, loss_fn: LossFn, optimizer, reduction: str,
   return ops.by_platform(step)
 
 
+def _gather(images, labels, idx, sharding):
+  """The batch ``(images[idx], labels[idx])`` from a split held on the device, split like ``idx``."""
+  return jax.lax.with_sharding_constraint((images[idx], labels[idx]), sharding)
+
+
 def make_train_step(
     model: nnx.Module, loss_fn: LossFn, optimizer: optax.GradientTransformation,
     *, reduction: str = "mean", nan_policy: str | None = None, mesh: Mesh | None = None,
+    image_max: int | None = None, precision: str = "float32",
 ):
   """``train_step(state, (images, labels)) -> (state, metrics)``, jit-compiled.
 
@@ -195,11 +245,21 @@ def make_train_step(
       ``'stop'`` applies the update anyway (the caller stops, see ``loop.fit``);
       ``'skip'`` leaves the whole state unchanged for such a step (as
       ``optax.apply_if_finite``), zeroes its other metrics and adds ``skipped``.
+      With a loss scaler (``optim.grad_scaler``), only a non-finite loss counts:
+      non-finite gradients are the scaler's to skip.
     mesh: the devices (``parallel.data_mesh()``, every device, if ``None``). The
       state is replicated on them; the batch ``(images (B, ...), labels (B,))``
       is split along ``B``, which must divide by the device count. Host (numpy)
       batches are split on the way in; with several processes pass
       ``parallel.put_batch`` arrays.
+    image_max: for integer (uint8) images, the pixel value that means 1.0 (255,
+      or the dataset's ``max_value``): the step divides by it on the device, as
+      torchvision's ``ToTensor``. ``None`` for float images.
+    precision: ``'float32'``, or ``'bf16'`` / ``'fp16'``: the model runs under
+      ``torch.autocast(dtype=...)``'s rules (``jaxtrain.amp``); parameters and
+      optimizer state stay float32. With ``'fp16'`` wrap the optimizer in
+      ``optim.grad_scaler`` (torch's ``GradScaler``): the step then scales the loss
+      by its current scale, and adds the metric ``scaler_skipped``.
 
   Returns:
     The compiled step. The input ``state`` is donated: do not use it afterwards.
@@ -208,14 +268,42 @@ def make_train_step(
   """
   mesh = parallel.data_mesh() if mesh is None else mesh
   rep = parallel.replicated(mesh)
-  return jax.jit(_step_fn(model, loss_fn, optimizer, reduction, nan_policy),
-                 in_shardings=(rep, parallel.batch_sharding(mesh)), out_shardings=(rep, rep),
+  step = _step_fn(model, loss_fn, optimizer, reduction, nan_policy, image_max=image_max,
+                  precision=precision)
+  return jax.jit(step, in_shardings=(rep, parallel.batch_sharding(mesh)),
+                 out_shardings=(rep, rep), donate_argnums=0,
+                 compiler_options=_xla_options.for_mesh(mesh))
+
+
+def make_gather_step(
+    model: nnx.Module, loss_fn: LossFn, optimizer: optax.GradientTransformation,
+    *, reduction: str = "mean", nan_policy: str | None = None, mesh: Mesh | None = None,
+    image_max: int | None = None, precision: str = "float32",
+):
+  """``step(state, images, labels, idx) -> (state, metrics)``: the batch taken on the device.
+
+  The same step as ``make_train_step`` on the batch ``(images[idx], labels[idx])``,
+  gathered inside the program from a split held on the device
+  (``parallel.put_split``): each call sends only the ``(B,)`` int32 indices.
+  ``idx`` is split over the mesh like a batch; the arguments are as for
+  ``make_train_step``.
+  """
+  mesh = parallel.data_mesh() if mesh is None else mesh
+  rep, split = parallel.replicated(mesh), parallel.batch_sharding(mesh)
+  step = _step_fn(model, loss_fn, optimizer, reduction, nan_policy, image_max=image_max,
+                  precision=precision)
+
+  def gather_step(state, images, labels, idx):
+    return step(state, _gather(images, labels, idx, split))
+
+  return jax.jit(gather_step, in_shardings=(rep, split, split, split), out_shardings=(rep, rep),
                  donate_argnums=0, compiler_options=_xla_options.for_mesh(mesh))
 
 
 def make_epoch(
     model: nnx.Module, loss_fn: LossFn, optimizer: optax.GradientTransformation,
     *, reduction: str = "mean", nan_policy: str | None = None, mesh: Mesh | None = None,
+    image_max: int | None = None, precision: str = "float32",
 ):
   """``epoch(state, images, labels, order) -> (state, metrics)``: a whole epoch, one program.
 
@@ -227,19 +315,20 @@ def make_epoch(
   batch's 0/1 flag.
 
   On a ``mesh`` of several devices (every device if ``None``), ``images`` and
-  ``labels`` are replicated on each, ``order`` is split along its batch axis
+  ``labels`` are split along their first axis over the devices, each holding its
+  share (``parallel.put_split``), ``order`` is split along its batch axis
   (``batch_size`` must divide by the device count) and each gathered batch is
-  constrained to be split the same way: every step runs data-parallel.
+  constrained to be split the same way: every step runs data-parallel. The
+  other arguments are as for ``make_train_step``.
   """
-  step = _step_fn(model, loss_fn, optimizer, reduction, nan_policy)
+  step = _step_fn(model, loss_fn, optimizer, reduction, nan_policy, image_max=image_max,
+                  precision=precision)
   mesh = parallel.data_mesh() if mesh is None else mesh
   rep, split = parallel.replicated(mesh), parallel.batch_sharding(mesh)
 
   def epoch(state, images, labels, order):
     def body(state, idx):
-      batch = jax.lax.with_sharding_constraint((images[idx], labels[idx]), split)
-      state, metrics = step(state, batch)
-      return state, metrics
+      return step(state, _gather(images, labels, idx, split))
 
     state, per_batch = jax.lax.scan(body, state, order)
     totals = {k: jnp.sum(v) for k, v in per_batch.items()}
@@ -249,28 +338,20 @@ def make_epoch(
     return state, totals
 
   return jax.jit(ops.by_platform(epoch),
-                 in_shardings=(rep, rep, rep, parallel.batch_sharding(mesh, axis=1)),
+                 in_shardings=(rep, split, split, parallel.batch_sharding(mesh, axis=1)),
                  out_shardings=(rep, rep), donate_argnums=0,
                  compiler_options=_xla_options.for_mesh(mesh))
 
 
-def make_eval_step(model: nnx.Module, loss_fn: LossFn, *, mesh: Mesh | None = None):
-  """``eval_step(state, (images, labels, mask)) -> metrics``: loss and accuracy, no gradient.
-
-  The model runs in evaluation mode. ``mask`` (``(batch,)`` of 0/1) marks real
-  examples, so a final partial batch can be padded to the compiled size (and any
-  batch to a multiple of the device count: ``loop.evaluate`` does both). Returns
-  ``loss_sum`` (the summed per-example loss), ``correct`` and ``count``. The
-  batch is split over ``mesh`` as in ``make_train_step``.
-  """
-  mesh = parallel.data_mesh() if mesh is None else mesh
-  rep = parallel.replicated(mesh)
+def _eval_fn(model: nnx.Module, loss_fn: LossFn, image_max: int | None, precision: str):
+  """``eval(state, images, labels, mask) -> sums``: loss and accuracy of a batch, no gradient."""
+  amp.check_precision(precision)
   graphdef = _graphdef(model, train=False)
 
-  def eval_step(state: TrainState, batch) -> dict[str, jax.Array]:
-    images, labels, mask = batch
-    net = nnx.merge(graphdef, state.params, state.model_state)
-    logits = net(images)
+  def evaluate(state: TrainState, images, labels, mask) -> dict[str, jax.Array]:
+    params, images = amp.autocast(state.params, _images(images, image_max), precision)
+    net = nnx.merge(graphdef, params, state.model_state)
+    logits = amp.float32_logits(net(images))
     per_example = loss_fn(logits, labels, reduction="none")
     mask = mask.astype(per_example.dtype)
     return {
@@ -279,5 +360,55 @@ def make_eval_step(model: nnx.Module, loss_fn: LossFn, *, mesh: Mesh | None = No
         "count": jnp.sum(mask),
     }
 
+  return evaluate
+
+
+def make_eval_step(model: nnx.Module, loss_fn: LossFn, *, mesh: Mesh | None = None,
+                   image_max: int | None = None, precision: str = "float32"):
+  """``eval_step(state, (images, labels, mask)) -> metrics``: loss and accuracy, no gradient.
+
+  The model runs in evaluation mode. ``mask`` (``(batch,)`` of 0/1) marks real
+  examples, so a final partial batch can be padded to the compiled size (and any
+  batch to a multiple of the device count: ``loop.evaluate`` does both); pass
+  ``np.ones(batch, np.float32)`` for a full batch. Returns ``loss_sum`` (the
+  summed per-example loss), ``correct`` and ``count``. The batch is split over
+  ``mesh``, and ``image_max`` and ``precision`` act, as in ``make_train_step``.
+  """
+  mesh = parallel.data_mesh() if mesh is None else mesh
+  rep = parallel.replicated(mesh)
+  evaluate = _eval_fn(model, loss_fn, image_max, precision)
+
+  def eval_step(state: TrainState, batch) -> dict[str, jax.Array]:
+    return evaluate(state, *batch)
+
   return jax.jit(ops.by_platform(eval_step), in_shardings=(rep, parallel.batch_sharding(mesh)),
+                 out_shardings=rep, compiler_options=_xla_options.for_mesh(mesh))
+
+
+def make_eval_epoch(model: nnx.Module, loss_fn: LossFn, *, mesh: Mesh | None = None,
+                    image_max: int | None = None, precision: str = "float32"):
+  """``eval_epoch(state, images, labels, order, mask) -> metrics``: a whole split, one program.
+
+  ``make_eval_step`` over the batches ``images[order[b]]`` of a split held on the
+  device (``parallel.put_split``), summed: ``order`` is ``(num_batches, B)``
+  indices and ``mask`` the matching ``(num_batches, B)`` 0/1 weights (0 for the
+  padding of the last batch). Returns ``loss_sum``, ``correct`` and ``count``.
+  """
+  mesh = parallel.data_mesh() if mesh is None else mesh
+  rep, split = parallel.replicated(mesh), parallel.batch_sharding(mesh)
+  evaluate = _eval_fn(model, loss_fn, image_max, precision)
+
+  def eval_epoch(state, images, labels, order, mask):
+    def body(totals, batch):
+      idx, weights = batch
+      x, y = _gather(images, labels, idx, split)
+      sums = evaluate(state, x, y, weights)
+      return jax.tree.map(jnp.add, totals, sums), None
+
+    zeros = {"loss_sum": jnp.zeros((), jnp.float32), "correct": jnp.zeros((), jnp.float32),
+             "count": jnp.zeros((), jnp.float32)}
+    return jax.lax.scan(body, zeros, (order, mask))[0]
+
+  columns = parallel.batch_sharding(mesh, axis=1)
+  return jax.jit(ops.by_platform(eval_epoch), in_shardings=(rep, split, split, columns, columns),
                  out_shardings=rep, compiler_options=_xla_options.for_mesh(mesh))

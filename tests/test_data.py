@@ -28,13 +28,16 @@ TFDS_SHAPES = {  # tfds' catalog: mnist and fashion_mnist 28x28 gray, cifar10 32
 }
 
 
-def assert_to_tensor_scaled(images: np.ndarray):
-  """images are exactly torchvision ToTensor's `uint8.to(float32).div(255)`."""
-  assert images.dtype == np.float32
-  assert images.min() >= 0.0 and images.max() <= 1.0
-  pixels = np.round(images * 255).astype(np.uint8)
-  expected = torch.from_numpy(pixels).to(torch.float32).div(255).numpy()
-  np.testing.assert_array_equal(images, expected)
+def assert_to_tensor_scaled(split: data.Split):
+  """The split holds uint8 pixels, and to_float gives exactly torchvision ToTensor's
+  `uint8.to(float32).div(255)`, on the host and inside a compiled JAX program."""
+  import jax
+
+  assert split.images.dtype == np.uint8 and split.max_value == 255
+  expected = torch.from_numpy(split.images).to(torch.float32).div(255).numpy()
+  np.testing.assert_array_equal(data.to_float(split.images, split.max_value), expected)
+  on_device = jax.jit(lambda x: data.to_float(x, 255))(split.images)
+  np.testing.assert_array_equal(np.asarray(on_device), expected)
 
 
 def assert_split(split: data.Split, n: int, image_shape, num_classes: int):
@@ -59,8 +62,8 @@ def test_tfds_mock_through_load_dataset(name, tmp_path):
   assert ds.image_shape == TFDS_SHAPES[name]
   for split in (ds.train, ds.test):
     assert_split(split, 6, TFDS_SHAPES[name], 10)
-    assert_to_tensor_scaled(split.images)
-  assert ds.train.images.max() > 0.5  # random pixels, not all zeros
+    assert_to_tensor_scaled(split)
+  assert ds.train.images.max() > 128  # random pixels, not all zeros
 
 
 # --- tfds datasets, really prepared -------------------------------------------
@@ -115,14 +118,15 @@ def test_tfds_real_array_record(tiny_data_dir, monkeypatch):
   assert_split(ds.train, 50, (4, 4, 1), 3)
   assert_split(ds.test, 7, (4, 4, 1), 3)
   for split, n in ((ds.train, 50), (ds.test, 7)):
-    assert_to_tensor_scaled(split.images)
-    pixel = np.round(split.images * 255).astype(np.int64)
+    assert_to_tensor_scaled(split)
+    pixel = split.images.astype(np.int64)
     index = pixel[:, 0, 0, 0] - 200
     # tfds stores examples in its own shuffled order; each image still has its label.
     assert sorted(index) == list(range(n))
     assert (pixel == pixel[:, :1, :1, :1]).all()
     np.testing.assert_array_equal(split.labels, index % 3)
-    np.testing.assert_array_equal(split.images[:, 0, 0, 0], np.float32(200 + index) / 255)
+    np.testing.assert_array_equal(data.to_float(split.images, 255)[:, 0, 0, 0],
+                                  np.float32(200 + index) / 255)
 
 
 def test_tfds_prepared_as_tfrecord_is_reported(tiny_data_dir, tmp_path):
@@ -179,9 +183,11 @@ def test_digits_shapes_and_range(digits):
   assert_split(digits.test, 360, (8, 8, 1), 10)
   assert digits.num_classes == 10 and digits.image_shape == (8, 8, 1)
   images = np.concatenate([digits.train.images, digits.test.images])
-  assert images.dtype == np.float32
-  assert images.min() == 0.0 and images.max() == 1.0  # 0/16 and 16/16, exactly
-  np.testing.assert_array_equal(images * 16, np.round(images * 16))  # k / 16
+  assert images.dtype == np.uint8 and digits.max_value == 16  # load_digits' 0..16, as stored
+  assert images.min() == 0 and images.max() == 16
+  scaled = data.to_float(images, digits.max_value)
+  assert scaled.dtype == np.float32 and scaled.min() == 0.0 and scaled.max() == 1.0
+  np.testing.assert_array_equal(scaled * 16, images)  # k / 16 exactly
 
 
 def test_digits_is_a_stratified_partition(digits):
@@ -191,7 +197,7 @@ def test_digits_is_a_stratified_partition(digits):
   # The 1,797 (pixels, label) rows of load_digits are distinct, so comparing the
   # sorted unique rows (and the counts) compares the two collections.
   ours = np.column_stack([
-      np.concatenate([digits.train.images, digits.test.images]).reshape(-1, 64) * 16,
+      np.concatenate([digits.train.images, digits.test.images]).reshape(-1, 64),
       np.concatenate([digits.train.labels, digits.test.labels])])
   theirs = np.column_stack([x, y])
   assert len(ours) == len(theirs) == len(np.unique(theirs, axis=0)) == 1797
@@ -215,8 +221,8 @@ def test_synthetic_shapes_and_determinism():
   ds = data.synthetic(300, 100, (8, 6, 3), 5, seed=1)
   assert_split(ds.train, 300, (8, 6, 3), 5)
   assert_split(ds.test, 100, (8, 6, 3), 5)
-  assert ds.train.images.dtype == np.float32
-  assert ds.train.images.min() >= 0 and ds.train.images.max() < 1
+  assert ds.train.images.dtype == np.uint8 and ds.max_value == 255
+  assert ds.train.images.min() == 0 and ds.train.images.max() == 255  # the full range
   assert ds.num_classes == 5 and ds.image_shape == (8, 6, 3)
   again = data.synthetic(300, 100, (8, 6, 3), 5, seed=1)
   np.testing.assert_array_equal(ds.train.images, again.train.images)
@@ -258,14 +264,30 @@ def test_synthetic_bad_arguments(kwargs):
 
 def test_split_checks():
   images, labels = np.zeros((3, 2, 2, 1), np.float32), np.zeros(3, np.int32)
+  pixels = images.astype(np.uint8)
   with pytest.raises(ValueError, match="disagree on N"):
     data.Split(images, labels[:2])
-  with pytest.raises(TypeError, match="float32"):
+  with pytest.raises(TypeError, match="uint8 pixels .with max_value. or float32, got float64"):
     data.Split(images.astype(np.float64), labels)
   with pytest.raises(TypeError, match="int32"):
     data.Split(images, labels.astype(np.int64))
   with pytest.raises(ValueError, match="image_shape"):
     data.Dataset("x", data.Split(images, labels), data.Split(images, labels), 2, (2, 3, 1))
+  with pytest.raises(ValueError, match=r"max_value must .* in \[1, 255\].*got max_value=None"):
+    data.Split(pixels, labels)
+  with pytest.raises(ValueError, match="max_value=255 scales uint8 pixels; these images are float32"):
+    data.Split(images, labels, 255)
+  with pytest.raises(ValueError, match="disagree on max_value: train 255, test 16"):
+    data.Dataset("x", data.Split(pixels, labels, 255), data.Split(pixels, labels, 16), 2, (2, 2, 1))
+
+
+def test_to_float_needs_max_value_for_pixels():
+  with pytest.raises(TypeError, match="uint8 pixels: expected uint8 with max_value"):
+    data.to_float(np.zeros((1, 2, 2, 1), np.uint8), None)
+  with pytest.raises(TypeError, match="uint16 pixels"):
+    data.to_float(np.zeros((1, 2, 2, 1), np.uint16), 255)
+  floats = np.full((1, 2, 2, 1), 0.5, np.float32)
+  assert data.to_float(floats, None) is floats
 
 
 # --- batching -------------------------------------------------------------------
@@ -355,3 +377,17 @@ def test_num_batches_bad_batch_size():
   with pytest.raises(ValueError, match="batch_size"):
     data.num_batches(10, 0, drop_last=True)
   assert data.num_batches(10, 11, drop_last=True) == 0  # as len(DataLoader); batches raises
+
+
+@pytest.mark.parametrize("max_value", [255, 16])
+def test_to_float_is_torch_division_for_every_pixel_value(max_value):
+  # torch 2.13.0: torchvision's ToTensor is `pixels.to(torch.float32).div(255)`. XLA
+  # would turn a division by a scalar into a multiplication by its reciprocal (off by
+  # one ulp for about half of the values), so the compiled program must agree too.
+  import jax
+
+  pixels = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1)
+  expected = torch.from_numpy(pixels).to(torch.float32).div(max_value).numpy()
+  np.testing.assert_array_equal(data.to_float(pixels, max_value), expected)
+  compiled = jax.jit(lambda x: data.to_float(x, max_value))(pixels)
+  np.testing.assert_array_equal(np.asarray(compiled), expected)

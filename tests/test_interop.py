@@ -239,6 +239,7 @@ def _torch_run(net, train):
   for epoch in range(EPOCHS):
     total = 0.0
     for x, y in data.batches(train, batch_size=BATCH, seed=SEED, epoch=epoch):
+      x = data.to_float(x, train.max_value)  # torchvision's ToTensor
       loss = nn.functional.cross_entropy(net(_nchw(x)), torch.from_numpy(y).long())
       opt.zero_grad()
       loss.backward()
@@ -254,7 +255,8 @@ def _jaxtrain_run(model, train):
   steps_per_epoch = data.num_batches(len(train), BATCH, drop_last=True)
   opt = optim.sgd(optim.step_lr(0.01, 5, 0.1, steps_per_epoch=steps_per_epoch))
   state = create_train_state(model, opt)
-  step = make_train_step(model, L.cross_entropy, opt)
+  # The batches as stored, uint8: the step scales them on the device.
+  step = make_train_step(model, L.cross_entropy, opt, image_max=train.max_value)
   losses, running = [], []
   for epoch in range(EPOCHS):
     epoch_losses = []

@@ -1,7 +1,8 @@
 """Datasets as numpy arrays in memory, and their minibatches.
 
-``load_dataset(name)`` returns a ``Dataset`` whose splits hold float32 images
-``(N, H, W, C)`` in ``[0, 1]`` and int32 labels; ``batches(split, ...)`` yields
+``load_dataset(name)`` returns a ``Dataset`` whose splits hold uint8 images
+``(N, H, W, C)`` (``to_float(images, split.max_value)`` gives ``[0, 1]`` float32,
+as torchvision's ``ToTensor``) and int32 labels; ``batches(split, ...)`` yields
 its minibatches in an order fixed by ``(seed, epoch)``.
 """
 
@@ -11,6 +12,7 @@ from jaxtrain.data.batching import epoch_permutation
 from jaxtrain.data.batching import num_batches
 from jaxtrain.data.dataset import Dataset
 from jaxtrain.data.dataset import Split
+from jaxtrain.data.dataset import to_float
 from jaxtrain.data.digits import digits
 from jaxtrain.data.sources import DATASETS
 from jaxtrain.data.sources import load_dataset

@@ -1,6 +1,6 @@
 """A synthetic dataset of any shape, for benchmarks and tests.
 
-Images are uniform noise, but the labels are not: each is the argmax of a fixed
+Images are uniform noise (uint8 pixels, as real images are stored), but the labels are not: each is the argmax of a fixed
 random linear function of its image, so the classes are linearly separable and a
 training run's accuracy rises above chance (a benchmark whose loss never moves
 would hide a broken training step).
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jaxtrain.data.dataset import Dataset, Split
+from jaxtrain.data.dataset import Dataset, Split, to_float
 
 
 def synthetic(num_train: int = 8192, num_test: int = 2048,
@@ -20,7 +20,7 @@ def synthetic(num_train: int = 8192, num_test: int = 2048,
               seed: int = 0) -> Dataset:
   """Random images with learnable labels, a pure function of the arguments.
 
-  ``label = argmax((image - 0.5).reshape(-1) @ W)`` with ``W`` a fixed
+  ``label = argmax((image / 255 - 0.5).reshape(-1) @ W)`` with ``W`` a fixed
   ``(H * W * C, num_classes)`` standard normal matrix drawn from ``seed``.
   Centring the images makes every class about equally frequent.
 
@@ -32,9 +32,9 @@ def synthetic(num_train: int = 8192, num_test: int = 2048,
     seed: the seed of everything; the same arguments give the same arrays.
 
   Returns:
-    A ``Dataset`` named ``"synthetic"``: float32 images ``(num_train, H, W, C)``
-    and ``(num_test, H, W, C)`` uniform in ``[0, 1)``, int32 labels in
-    ``[0, num_classes)``.
+    A ``Dataset`` named ``"synthetic"``: uint8 images ``(num_train, H, W, C)``
+    and ``(num_test, H, W, C)`` uniform in ``[0, 255]`` (``max_value`` 255),
+    int32 labels in ``[0, num_classes)``.
   """
   image_shape = tuple(int(d) for d in image_shape)
   if len(image_shape) != 3 or min(image_shape) <= 0:
@@ -50,9 +50,9 @@ def synthetic(num_train: int = 8192, num_test: int = 2048,
   w = np.random.default_rng(w_seed).standard_normal((dim, num_classes), dtype=np.float32)
 
   def make(n: int, split_seed: np.random.SeedSequence) -> Split:
-    images = np.random.default_rng(split_seed).random((n, *image_shape), dtype=np.float32)
-    logits = (images.reshape(n, dim) - np.float32(0.5)) @ w
-    return Split(images, np.argmax(logits, axis=1).astype(np.int32))
+    images = np.random.default_rng(split_seed).integers(0, 256, (n, *image_shape), np.uint8)
+    logits = (to_float(images.reshape(n, dim), 255) - np.float32(0.5)) @ w
+    return Split(images, np.argmax(logits, axis=1).astype(np.int32), 255)
 
   return Dataset(
       name="synthetic",

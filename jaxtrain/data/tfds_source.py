@@ -62,10 +62,10 @@ def _read_chunk(source: Any, keys: list[int], batched: bool) -> tuple[Sequence[d
 
 
 def _read_split(source: Any, image_shape: tuple[int, ...], num_classes: int) -> Split:
-  """Reads a whole tfds data source into a ``Split`` (images ``uint8 / 255``)."""
+  """Reads a whole tfds data source into a ``Split`` of uint8 pixels (``max_value`` 255)."""
   n = len(source)
-  # Fill one preallocated uint8 array, then convert in place: peak memory is the
-  # uint8 copy plus the float32 result, not a list of n arrays on top.
+  # One preallocated uint8 array: peak memory is the images' own bytes, not a
+  # list of n arrays on top.
   images = np.empty((n, *image_shape), np.uint8)
   labels = np.empty((n,), np.int32)
   batched = True
@@ -77,11 +77,7 @@ def _read_split(source: Any, image_shape: tuple[int, ...], num_classes: int) -> 
       labels[i] = example["label"]
   if n and (labels.min() < 0 or labels.max() >= num_classes):
     raise ValueError(f"labels outside [0, {num_classes}): min {labels.min()}, max {labels.max()}")
-  # torchvision's ToTensor: `img.to(torch.float32).div(255)`; float32 division is
-  # correctly rounded in both libraries, so the values are bit-identical.
-  out = images.astype(np.float32)
-  out /= np.float32(255)
-  return Split(out, labels)
+  return Split(images, labels, 255)
 
 
 def load_tfds_dataset(name: str, *, data_dir: str | os.PathLike | None = None) -> Dataset:
@@ -97,8 +93,8 @@ def load_tfds_dataset(name: str, *, data_dir: str | os.PathLike | None = None) -
       default (``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``).
 
   Returns:
-    A ``Dataset``: images ``(N, H, W, C)`` float32 in ``[0, 1]`` (``uint8 / 255``),
-    labels ``(N,)`` int32.
+    A ``Dataset``: images ``(N, H, W, C)`` uint8 (``max_value`` 255: ``to_float``
+    gives torchvision's ``ToTensor`` values), labels ``(N,)`` int32.
 
   Raises:
     DatasetNotFoundError: at once, when the dataset is not prepared there (or

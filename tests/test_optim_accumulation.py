@@ -14,6 +14,8 @@ and a one-batch gradient into an O(lr) difference for an entry within ~eps of 0.
 
 from __future__ import annotations
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -126,6 +128,21 @@ def test_accumulation_matches_torchs_accumulation_loop(name):
   assert_close(params["b"], linear.bias.detach().numpy(), what="b")
 
 
-def test_every_k_must_be_positive():
-  with pytest.raises(ValueError, match="every_k must be a positive integer"):
-    accumulate(sgd(0.1), 0)
+@pytest.mark.parametrize(
+    ("optimizer", "every_k", "error", "message"),
+    [
+        (sgd(0.1), 0, ValueError, "accumulate: every_k must be a positive integer, got 0"),
+        (sgd(0.1), -3, ValueError, "accumulate: every_k must be a positive integer, got -3"),
+        (sgd(0.1), 2.0, TypeError, "accumulate: every_k must be an integer, got 2.0 (float)"),
+        (sgd(0.1), True, TypeError, "accumulate: every_k must be an integer, got True (bool)"),
+        (sgd(0.1), "4", TypeError, "accumulate: every_k must be an integer, got '4' (str)"),
+        (sgd, 4, TypeError,
+         "accumulate: optimizer must be an optax.GradientTransformation (e.g. "
+         "jaxtrain.optim.sgd(0.1)), got function"),
+        (None, 4, TypeError, "accumulate: optimizer must be an optax.GradientTransformation"),
+    ],
+    ids=["zero", "negative", "float", "bool", "str", "factory not optimizer", "none"],
+)
+def test_bad_arguments(optimizer, every_k, error, message):
+  with pytest.raises(error, match=re.escape(message)):
+    accumulate(optimizer, every_k)

@@ -15,8 +15,9 @@ mean-reduced loss is the gradient of one batch of ``k * b``.
 
 from __future__ import annotations
 
-import numpy as np
 import optax
+
+from jaxtrain.optim import _checks
 
 
 def accumulate(
@@ -37,9 +38,11 @@ def accumulate(
     ``every_k``-th call.
 
   Raises:
-    ValueError: when ``every_k`` is not a positive integer.
+    TypeError: when ``optimizer`` is not an ``optax.GradientTransformation`` or
+      ``every_k`` not an integer.
+    ValueError: when ``every_k`` is below 1.
   """
-  if not isinstance(every_k, (int, np.integer)) or every_k < 1:
-    raise ValueError(f"every_k must be a positive integer, got {every_k!r}")
-  multi_steps = optax.MultiSteps(optimizer, every_k_schedule=int(every_k), use_grad_mean=True)
+  _checks.transformation("accumulate", "optimizer", optimizer, example="jaxtrain.optim.sgd(0.1)")
+  every_k = _checks.positive_integer("accumulate", "every_k", every_k)
+  multi_steps = optax.MultiSteps(optimizer, every_k_schedule=every_k, use_grad_mean=True)
   return multi_steps.gradient_transformation()

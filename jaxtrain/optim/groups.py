@@ -25,6 +25,8 @@ from typing import Any
 import jax
 import optax
 
+from jaxtrain.optim import _checks
+
 
 def param_groups(
     labels: Any | Callable[[Any], Any],
@@ -45,9 +47,28 @@ def param_groups(
     An ``optax.GradientTransformation``.
 
   Raises:
-    ValueError: when a label has no optimizer.
+    TypeError: when ``optimizers`` is not a mapping of
+      ``optax.GradientTransformation``, or ``labels`` is None.
+    ValueError: when a label has no optimizer, ``labels`` has no leaves or
+      ``optimizers`` is empty.
   """
+  fn = "param_groups"
+  if not isinstance(optimizers, Mapping):
+    raise TypeError(
+        f"{fn}: optimizers must be a mapping from label to optimizer, "
+        f"got {type(optimizers).__name__}"
+    )
+  if not optimizers:
+    raise ValueError(f"{fn}: optimizers is empty; give one optimizer per label")
+  for label, optimizer in optimizers.items():
+    _checks.transformation(fn, f"optimizers[{label!r}]", optimizer, example="jaxtrain.optim.adam()")
+  if labels is None:
+    raise TypeError(
+        f"{fn}: labels must be a pytree of labels or a function of the parameters, got None"
+    )
   if not callable(labels):
+    if not jax.tree.leaves(labels):
+      raise ValueError(f"{fn}: labels has no leaves ({labels!r}); every parameter needs a label")
     unknown = {leaf for leaf in jax.tree.leaves(labels)} - set(optimizers)
     if unknown:
       raise ValueError(

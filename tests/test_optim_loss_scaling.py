@@ -532,14 +532,18 @@ def test_lookups_without_or_with_several_scalers_raise(lookup):
   name = lookup.__name__
   with pytest.raises(ValueError, match=re.escape(f"{name}: opt_state holds no GradScalerState")):
     lookup(optim.sgd(0.1).init(jnp.ones(2)))
-  two = optim.param_groups({"a": "a", "b": "b"}, {"a": optim.grad_scaler(optim.sgd(0.1)),
-                                                  "b": optim.grad_scaler(optim.sgd(0.1))})
+  one = optim.grad_scaler(optim.sgd(0.1)).init(jnp.ones(2))
   with pytest.raises(ValueError, match=re.escape(f"{name}: opt_state holds 2 GradScalerStates")):
-    lookup(two.init({"a": jnp.ones(2), "b": jnp.ones(2)}))
+    lookup({"a": one, "b": one})
 
 
 def test_wrong_composition_is_rejected_at_init():
   params = jnp.ones(2)
+  per_group = optim.param_groups({"a": "a", "b": "b"}, {"a": optim.grad_scaler(optim.sgd(0.1)),
+                                                        "b": optim.sgd(0.1)})
+  with pytest.raises(ValueError, match=re.escape("wrap all groups in one, "
+                                                 "grad_scaler(param_groups(...))")):
+    per_group.init({"a": params, "b": params})
   with pytest.raises(ValueError, match=re.escape("compose accumulate(grad_scaler(optimizer), "
                                                  "every_k)")):
     optim.grad_scaler(optim.accumulate(optim.sgd(0.1), 2)).init(params)

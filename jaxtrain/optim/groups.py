@@ -26,6 +26,7 @@ import jax
 import optax
 
 from jaxtrain.optim import _checks
+from jaxtrain.optim.loss_scaling import GradScalerState
 
 
 def param_groups(
@@ -50,7 +51,8 @@ def param_groups(
     TypeError: when ``optimizers`` is not a mapping of
       ``optax.GradientTransformation``, or ``labels`` is None.
     ValueError: when a label has no optimizer, ``labels`` has no leaves or
-      ``optimizers`` is empty.
+      ``optimizers`` is empty; at ``init``, when a group's optimizer is a
+      :func:`~jaxtrain.optim.grad_scaler` (wrap the groups in one instead).
   """
   fn = "param_groups"
   if not isinstance(optimizers, Mapping):
@@ -75,4 +77,22 @@ def param_groups(
           f"labels {sorted(map(repr, unknown))} have no optimizer; "
           f"optimizers are given for {sorted(map(repr, optimizers))}"
       )
-  return optax.partition(dict(optimizers), labels)
+  partition = optax.partition(dict(optimizers), labels)
+
+  def init_fn(params):
+    state = partition.init(params)
+    scalers = [
+        x for x in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, GradScalerState))
+        if isinstance(x, GradScalerState)
+    ]
+    if scalers:
+      # One train step has one loss, multiplied by one scale: a scaler per group
+      # would unscale each group by its own.
+      raise ValueError(
+          f"{fn}: a group's optimizer is a grad_scaler; wrap all groups in one, "
+          "grad_scaler(param_groups(...)), as torch's one GradScaler steps one "
+          "optimizer with all its param groups"
+      )
+    return state
+
+  return partition._replace(init=init_fn)

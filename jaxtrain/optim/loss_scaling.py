@@ -114,6 +114,8 @@ def grad_scaler(
 
   * ``grad_scaler(param_groups(labels, {...}))``: one scaler around all groups,
     torch's one optimizer with param groups (an inf anywhere skips every group).
+    A ``grad_scaler`` per group is rejected at ``init``: the loss is multiplied
+    by one scale.
   * ``accumulate(grad_scaler(opt), k)``: torch's gradient accumulation with a
     scaler unscales, checks and updates the scale once per real step, on the
     accumulated gradient, and keeps the scale fixed over the ``k``

@@ -14,6 +14,8 @@ and a one-batch gradient into an O(lr) difference for an entry within ~eps of 0.
 
 from __future__ import annotations
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -126,6 +128,66 @@ def test_accumulation_matches_torchs_accumulation_loop(name):
   assert_close(params["b"], linear.bias.detach().numpy(), what="b")
 
 
-def test_every_k_must_be_positive():
-  with pytest.raises(ValueError, match="every_k must be a positive integer"):
-    accumulate(sgd(0.1), 0)
+def test_no_update_between_updates_even_for_an_inf_gradient():
+  """torch adds an inf gradient to .grad and changes no parameter until optimizer.step()."""
+  opt = accumulate(sgd(0.1, momentum=0.9), 3)
+  params = jnp.ones(2)
+  updates, state = opt.update(jnp.asarray([np.inf, 1.0]), opt.init(params), params)
+  np.testing.assert_array_equal(np.asarray(updates), np.zeros(2))
+  updates, state = opt.update(jnp.asarray([1.0, np.nan]), state, params)
+  np.testing.assert_array_equal(np.asarray(updates), np.zeros(2))
+
+
+def test_a_non_finite_micro_batch_spoils_only_its_own_update():
+  """An inf or NaN gradient reaches the update of its window and no other.
+
+  Inside, ``optax.apply_if_finite`` skips an update whose accumulated gradient is
+  not finite (as grad_scaler does). Reference: torch 2.13.0, the accumulation
+  loop with SGD, skipping ``optimizer.step()`` when ``.grad`` holds inf or NaN (as
+  GradScaler does) and zeroing ``.grad`` after every k-th micro-batch.
+  """
+  k, windows = 3, 5
+  rng = np.random.default_rng(2)
+  grads = rng.standard_normal((windows * k, 4)).astype(np.float32)
+  grads[1, 2] = np.inf  # window 0
+  grads[9, 0] = np.nan  # window 3
+  opt = accumulate(optax.apply_if_finite(sgd(0.1, momentum=0.9), max_consecutive_errors=10), k)
+  params = jnp.zeros(4)
+  state = opt.init(params)
+  p = torch.nn.Parameter(torch.zeros(4))
+  torch_opt = torch.optim.SGD([p], lr=0.1, momentum=0.9)
+  update = jax.jit(opt.update)
+  for i, g in enumerate(grads):
+    updates, state = update(jnp.asarray(g), state, params)
+    if i % k < k - 1:  # between updates: nothing moves, even after an inf
+      np.testing.assert_array_equal(np.asarray(updates), np.zeros(4), err_msg=f"call {i}")
+    params = optax.apply_updates(params, updates)
+    g_over_k = torch.from_numpy(g) / k
+    p.grad = g_over_k if p.grad is None else p.grad + g_over_k
+    if i % k == k - 1:
+      if torch.isfinite(p.grad).all():
+        torch_opt.step()
+      p.grad = None
+      assert_close(params, p.detach().numpy(), what=f"after window {i // k}")
+  assert np.all(np.isfinite(np.asarray(params)))
+  assert np.max(np.abs(p.detach().numpy())) > 0.1
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "every_k", "error", "message"),
+    [
+        (sgd(0.1), 0, ValueError, "accumulate: every_k must be a positive integer, got 0"),
+        (sgd(0.1), -3, ValueError, "accumulate: every_k must be a positive integer, got -3"),
+        (sgd(0.1), 2.0, TypeError, "accumulate: every_k must be an integer, got 2.0 (float)"),
+        (sgd(0.1), True, TypeError, "accumulate: every_k must be an integer, got True (bool)"),
+        (sgd(0.1), "4", TypeError, "accumulate: every_k must be an integer, got '4' (str)"),
+        (sgd, 4, TypeError,
+         "accumulate: optimizer must be an optax.GradientTransformation (e.g. "
+         "jaxtrain.optim.sgd(0.1)), got function"),
+        (None, 4, TypeError, "accumulate: optimizer must be an optax.GradientTransformation"),
+    ],
+    ids=["zero", "negative", "float", "bool", "str", "factory not optimizer", "none"],
+)
+def test_bad_arguments(optimizer, every_k, error, message):
+  with pytest.raises(error, match=re.escape(message)):
+    accumulate(optimizer, every_k)

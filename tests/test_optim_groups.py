@@ -13,6 +13,8 @@ the optimizer from float32 noise in the gradient); 100 steps. Tolerance:
 
 from __future__ import annotations
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -164,3 +166,26 @@ def test_no_weight_decay_on_biases_and_a_frozen_part():
 def test_label_without_an_optimizer_is_an_error():
   with pytest.raises(ValueError, match="have no optimizer"):
     param_groups({"model": "model", "head": "gru"}, {"model": adam(), "head": adam()})
+
+
+@pytest.mark.parametrize(
+    ("labels", "optimizers", "error", "message"),
+    [
+        ({"a": "x"}, [adam()], TypeError,
+         "param_groups: optimizers must be a mapping from label to optimizer, got list"),
+        ({"a": "x"}, {}, ValueError, "param_groups: optimizers is empty"),
+        ({"a": "x"}, {"x": adam}, TypeError,
+         "param_groups: optimizers['x'] must be an optax.GradientTransformation (e.g. "
+         "jaxtrain.optim.adam()), got function"),
+        ({"a": "x"}, {"x": 0.1}, TypeError,
+         "param_groups: optimizers['x'] must be an optax.GradientTransformation"),
+        (None, {"x": adam()}, TypeError,
+         "param_groups: labels must be a pytree of labels or a function of the parameters, "
+         "got None"),
+        ({"a": None}, {"x": adam()}, ValueError, "param_groups: labels has no leaves"),
+    ],
+    ids=["list of optimizers", "empty", "factory", "number", "labels None", "no labels"],
+)
+def test_bad_arguments(labels, optimizers, error, message):
+  with pytest.raises(error, match=re.escape(message)):
+    param_groups(labels, optimizers)

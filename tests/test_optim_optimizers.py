@@ -404,3 +404,169 @@ def test_injected_learning_rate_is_torchs_get_last_lr():
     scheduler.step()
   assert_close(p, q, rtol=1e-7, atol=0.0, what="inject_hyperparams")
   assert_close(p, param.detach().numpy(), what="params")
+
+
+# ---------------------------------------------------------------- NaN hyper-parameters
+
+
+NAN = float("nan")
+
+# Every numeric hyper-parameter of every optimizer set to NaN, and the message. torch's
+# `not 0.0 <= x` checks reject NaN with these messages; torch's SGD checks `x < 0.0`,
+# which lets NaN through, and never checks dampening: jaxtrain rejects NaN everywhere,
+# in torch's wording.
+NAN_ARGUMENTS = [
+    ("sgd", "lr", "Invalid learning rate: nan"),
+    ("sgd", "momentum", "Invalid momentum value: nan"),
+    ("sgd", "dampening", "Invalid dampening value: nan"),
+    ("sgd", "weight_decay", "Invalid weight_decay value: nan"),
+    ("rmsprop", "lr", "Invalid learning rate: nan"),
+    ("rmsprop", "alpha", "Invalid alpha value: nan"),
+    ("rmsprop", "eps", "Invalid epsilon value: nan"),
+    ("rmsprop", "weight_decay", "Invalid weight_decay value: nan"),
+    ("rmsprop", "momentum", "Invalid momentum value: nan"),
+    ("adam", "lr", "Invalid learning rate: nan"),
+    ("adam", "eps", "Invalid epsilon value: nan"),
+    ("adam", "weight_decay", "Invalid weight_decay value: nan"),
+    ("adam", "betas[0]", "Invalid beta parameter at index 0: nan"),
+    ("adam", "betas[1]", "Invalid beta parameter at index 1: nan"),
+    ("adamw", "lr", "Invalid learning rate: nan"),
+    ("adamw", "eps", "Invalid epsilon value: nan"),
+    ("adamw", "weight_decay", "Invalid weight_decay value: nan"),
+    ("adamw", "betas[0]", "Invalid beta parameter at index 0: nan"),
+    ("adamw", "betas[1]", "Invalid beta parameter at index 1: nan"),
+    ("adagrad", "lr", "Invalid learning rate: nan"),
+    ("adagrad", "lr_decay", "Invalid lr_decay value: nan"),
+    ("adagrad", "weight_decay", "Invalid weight_decay value: nan"),
+    ("adagrad", "initial_accumulator_value", "Invalid initial_accumulator_value value: nan"),
+    ("adagrad", "eps", "Invalid epsilon value: nan"),
+]
+
+
+def test_nan_arguments_cover_every_numeric_hyperparameter():
+  import inspect
+
+  flags = {"nesterov", "centered", "amsgrad", "maximize"}
+  for name in TORCH_OPTIMIZERS:
+    numeric = set(inspect.signature(getattr(optimizers, name)).parameters) - flags
+    covered = {arg.split("[")[0] for n, arg, _ in NAN_ARGUMENTS if n == name}
+    assert covered == numeric, name
+
+
+@pytest.mark.parametrize(
+    ("name", "arg", "message"), NAN_ARGUMENTS, ids=[f"{n}({a}=nan)" for n, a, _ in NAN_ARGUMENTS]
+)
+def test_nan_hyperparameters_raise(name, arg, message):
+  """jaxtrain rejects a NaN hyper-parameter when the optimizer is built, naming it."""
+  if arg.startswith("betas"):
+    kwargs = dict(betas=(NAN, 0.999) if arg == "betas[0]" else (0.9, NAN))
+  else:
+    kwargs = {arg: NAN}
+  with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+    getattr(optimizers, name)(**kwargs)
+  # torch 2.13.0: the same message, except where its SGD lets NaN through.
+  try:
+    TORCH_OPTIMIZERS[name]([torch.nn.Parameter(torch.zeros(2))], **kwargs)
+  except ValueError as torch_error:
+    assert str(torch_error) == message
+  else:
+    assert name == "sgd", f"torch accepts {name}({arg}=nan)"
+
+
+# ---------------------------------------------------------------- types and lengths
+
+
+# (optimizer, arguments, exception, message fragment): bad types and lengths are
+# reported when the optimizer is built, naming the argument and what was expected.
+# torch 2.13.0 for comparison: SGD(lr="0.1") and Adam(eps=None) raise a TypeError
+# about '<'; Adam(betas=(0.9,)) an IndexError; SGD(momentum=True), SGD(nesterov="yes")
+# and Adam(betas=(0.9, 0.99, 0.9)) are accepted.
+BAD_TYPES = [
+    ("sgd", dict(lr="0.1"), TypeError,
+     "sgd: lr must be a number or a schedule (a function of the update count), got '0.1' (str)"),
+    ("sgd", dict(lr=None), TypeError, "sgd: lr must be a number or a schedule"),
+    ("sgd", dict(lr=True), TypeError, "sgd: lr must be a number or a schedule"),
+    ("sgd", dict(lr=0.1, momentum="0.9"), TypeError,
+     "sgd: momentum must be a number, got '0.9' (str)"),
+    ("sgd", dict(lr=0.1, momentum=True), TypeError, "sgd: momentum must be a number, got True"),
+    ("sgd", dict(lr=0.1, dampening=None), TypeError, "sgd: dampening must be a number, got None"),
+    ("sgd", dict(lr=0.1, weight_decay=[0.1]), TypeError,
+     "sgd: weight_decay must be a number, got [0.1] (list)"),
+    ("sgd", dict(lr=0.1, momentum=0.9, nesterov="yes"), TypeError,
+     "sgd: nesterov must be a bool, got 'yes' (str)"),
+    ("sgd", dict(lr=0.1, maximize=1), TypeError, "sgd: maximize must be a bool, got 1 (int)"),
+    ("sgd", dict(lr=np.asarray([0.1, 0.2])), ValueError,
+     "sgd: lr must be a scalar, got an array of shape (2,)"),
+    ("sgd", dict(lr=np.asarray(0.1, np.complex64)), TypeError,
+     "sgd: lr must be a number or a schedule (a function of the update count), got an array of "
+     "dtype complex64"),
+    ("rmsprop", dict(alpha=None), TypeError, "rmsprop: alpha must be a number, got None"),
+    ("rmsprop", dict(eps="1e-8"), TypeError, "rmsprop: eps must be a number, got '1e-8' (str)"),
+    ("rmsprop", dict(centered="yes"), TypeError, "rmsprop: centered must be a bool, got 'yes'"),
+    ("adam", dict(betas=(0.9,)), ValueError,
+     "adam: betas must be a pair (beta1, beta2), got (0.9,) of length 1"),
+    ("adam", dict(betas=(0.9, 0.99, 0.9)), ValueError,
+     "adam: betas must be a pair (beta1, beta2), got (0.9, 0.99, 0.9) of length 3"),
+    ("adam", dict(betas=0.9), TypeError,
+     "adam: betas must be a pair (beta1, beta2), got 0.9 (float)"),
+    ("adam", dict(betas="ab"), TypeError, "adam: betas must be a pair (beta1, beta2), got 'ab'"),
+    ("adam", dict(betas=(0.9, "0.999")), TypeError,
+     "adam: betas[1] must be a number, got '0.999' (str)"),
+    ("adam", dict(eps=None), TypeError, "adam: eps must be a number, got None"),
+    ("adam", dict(lr=0.1, amsgrad="no"), TypeError, "adam: amsgrad must be a bool, got 'no'"),
+    ("adamw", dict(weight_decay="0.01"), TypeError, "adamw: weight_decay must be a number"),
+    ("adamw", dict(betas=[0.9]), ValueError, "adamw: betas must be a pair (beta1, beta2)"),
+    ("adagrad", dict(lr_decay="0"), TypeError, "adagrad: lr_decay must be a number, got '0'"),
+    ("adagrad", dict(initial_accumulator_value=None), TypeError,
+     "adagrad: initial_accumulator_value must be a number, got None"),
+    ("adagrad", dict(lr=0.1, maximize="false"), TypeError,
+     "adagrad: maximize must be a bool, got 'false'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "error", "message"),
+    BAD_TYPES,
+    ids=[f"{n}({','.join(f'{k}={v!r}' for k, v in kw.items())})" for n, kw, _, _ in BAD_TYPES],
+)
+def test_bad_types_and_lengths_raise_when_built(name, kwargs, error, message):
+  with pytest.raises(error, match=re.escape(message)):
+    getattr(optimizers, name)(**kwargs)
+
+
+def test_other_number_types_are_accepted():
+  """numpy scalars, 0-d arrays, ints and lists for betas build the same optimizer."""
+  grad = jnp.asarray([1.0, -2.0, 0.5])
+  p = jnp.ones(3)
+
+  def one_update(opt):
+    updates, _ = opt.update(grad, opt.init(p), p)
+    return updates
+
+  assert_close(
+      one_update(optimizers.adam(np.float32(0.01), [0.9, np.float64(0.99)], np.asarray(1e-6), 0)),
+      one_update(optimizers.adam(0.01, (0.9, 0.99), 1e-6, 0.0)), rtol=1e-7, atol=0.0)
+  assert_close(one_update(optimizers.sgd(jnp.asarray(0.1), 1, weight_decay=np.int64(0))),
+               one_update(optimizers.sgd(0.1, 1.0)), rtol=1e-7, atol=0.0)
+  assert_close(one_update(optimizers.sgd(0.1, 0.9, nesterov=np.bool_(True))),
+               one_update(optimizers.sgd(0.1, 0.9, nesterov=True)), rtol=1e-7, atol=0.0)
+
+
+def test_traced_hyperparameters_are_accepted():
+  """optax.inject_hyperparams passes hyper-parameters as (traced) arrays: no value check."""
+  grad = jnp.asarray([1.0, -2.0, 0.5])
+  for name, kwargs in [
+      ("adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.1)),
+      ("rmsprop", dict(lr=0.01, alpha=0.9, momentum=0.5)),
+      ("sgd", dict(lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01)),
+  ]:
+    injected = optax.inject_hyperparams(getattr(optimizers, name))(**kwargs)
+    plain = getattr(optimizers, name)(**kwargs)
+    p = q = jnp.ones(3)
+    state, plain_state = injected.init(p), plain.init(q)
+    step = jit_update(injected)
+    for _ in range(3):
+      p, state = step(grad, state, p)
+      updates, plain_state = plain.update(grad, plain_state, q)
+      q = optax.apply_updates(q, updates)
+    assert_close(p, q, rtol=1e-6, atol=0.0, what=name)

@@ -1,10 +1,14 @@
-"""``torch.optim`` as optax: optimizers, lr schedules, param groups, accumulation."""
+"""``torch.optim`` as optax: optimizers, lr schedules, param groups, accumulation, loss scaling."""
 
 from jaxtrain.optim._transforms import scale_by_torch_adagrad as scale_by_torch_adagrad
 from jaxtrain.optim._transforms import scale_by_torch_adam as scale_by_torch_adam
 from jaxtrain.optim._transforms import trace_with_dampening as trace_with_dampening
 from jaxtrain.optim.accumulation import accumulate as accumulate
 from jaxtrain.optim.groups import param_groups as param_groups
+from jaxtrain.optim.loss_scaling import GradScalerState as GradScalerState
+from jaxtrain.optim.loss_scaling import found_inf as found_inf
+from jaxtrain.optim.loss_scaling import grad_scaler as grad_scaler
+from jaxtrain.optim.loss_scaling import loss_scale as loss_scale
 from jaxtrain.optim.optimizers import adagrad as adagrad
 from jaxtrain.optim.optimizers import adam as adam
 from jaxtrain.optim.optimizers import adamw as adamw

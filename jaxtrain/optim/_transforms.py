@@ -1,7 +1,7 @@
 """The few gradient transformations optax has no torch-exact version of.
 
 Everything else in :mod:`jaxtrain.optim` is composed from optax's own transforms;
-these four exist because optax's nearest transform differs from ``torch.optim``
+these exist because optax's nearest transform differs from ``torch.optim``
 in a way that changes the parameter trajectory:
 
 * :func:`trace_with_dampening`: SGD momentum with ``dampening``. ``optax.trace``
@@ -14,8 +14,13 @@ in a way that changes the parameter trajectory:
   off by ~6e-6: a systematic drift torch (which computes it in float64) does not have.
 * :func:`scale_by_torch_adagrad`: Adagrad scaling. ``optax.scale_by_rss`` puts
   ``eps`` inside the square root; torch adds it outside.
-* :func:`powers`: ``base ** k`` in float32 within a few ulps, used by the
-  bias corrections here and by the schedules.
+* :func:`scale_by_inverse_time_decay`: Adagrad's ``lr_decay``, a function of
+  Adagrad's own step count. A schedule of optax's update count would be the same
+  numbers, except after a step :func:`jaxtrain.optim.grad_scaler` skips: the
+  schedule's count advances then, as torch's scheduler steps, and torch's
+  Adagrad step count does not.
+* :func:`powers`: ``scale * base ** k`` in float32 within a few ulps, used by
+  the schedules.
 
 Every transform follows torch's operation order so that float32 rounding stays
 within a few ulps per step of ``torch.optim``'s single-tensor CPU implementation.
@@ -32,32 +37,45 @@ import numpy as np
 import optax
 
 
-def powers(base: float, k: jax.typing.ArrayLike) -> jax.Array:
-  """``base ** k`` for a Python float ``base`` and integer ``k >= 0``, in float32.
+def powers(base: float, k: jax.typing.ArrayLike, scale: float = 1.0) -> jax.Array:
+  """``scale * base ** k`` in float32, for Python floats and an integer ``k >= 0``.
 
   ``jnp.power(float32(base), k)`` carries ``k`` times the rounding error of
   ``float32(base)``: 1e-5 relative for ``0.9 ** 350``. torch computes these powers
-  in float64 (its schedulers multiply a Python float ``epoch`` times). Here the
-  powers ``base ** (2 ** j)`` are computed in float64 on the host, rounded once to
-  float32, and multiplied for the set bits of ``k``: at most ~2 ulps per set bit.
+  in float64 (its schedulers multiply a Python float ``epoch`` times). Here ``k``
+  is split into its four bytes, ``k = d0 + 256 d1 + 256**2 d2 + 256**3 d3``, and
+  ``scale * base ** d0``, ``base ** (256 d1)``, ... are looked up in tables
+  computed in float64 on the host and rounded once to float32: four roundings of
+  table entries and three of products, at most 3.5 float32 ulps (4.2e-7) from
+  the exact value for every ``k``.
+
+  When ``base > 1`` the factors only grow, and when ``base < 1`` they only shrink,
+  so no product overflows or underflows before the result does; a single table
+  entry can (``base ** (256 d1)`` beyond float32's range while ``scale`` is tiny
+  enough to bring the result back), which is far outside any learning-rate
+  schedule.
 
   Args:
     base: a non-negative Python float.
     k: a non-negative integer scalar (array or Python int), at most ``2**31 - 1``.
+    scale: a Python float multiplied in (the schedule's initial learning rate).
 
   Returns:
     A float32 scalar.
   """
   k = jnp.asarray(k, jnp.int32)
-  out = jnp.ones([], jnp.float32)
-  factor = float(base)
-  for j in range(31):
-    # `factor` is base ** (2 ** j) in float64. Once it leaves float32's range it
-    # rounds to 0 or inf, which is also where the exact result has gone.
+  digits = np.arange(256, dtype=np.float64)
+  out = None
+  for j in range(4):
+    # base ** (256**j * d) in float64; entries beyond float32's range round to 0 or
+    # inf, which is also where the exact result has gone.
     with np.errstate(over="ignore", under="ignore"):
-      factor32 = np.float32(factor)
-    out = out * jnp.where(((k >> j) & 1) == 1, factor32, np.float32(1.0))
-    factor = factor * factor
+      table = np.power(np.float64(base), digits * 256.0**j)
+      if j == 0:
+        table = table * scale
+      table32 = table.astype(np.float32)
+    factor = jnp.asarray(table32)[(k >> (8 * j)) & 255]
+    out = factor if out is None else out * factor
   return out
 
 
@@ -240,5 +258,40 @@ def scale_by_torch_adagrad(
     sums = jax.tree.map(lambda g, s: s + g * g, updates, state.sum_of_squares)
     updates = jax.tree.map(lambda g, s: g / (jnp.sqrt(s) + eps), updates, sums)
     return updates, ScaleByTorchAdagradState(sum_of_squares=sums)
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
+class ScaleByInverseTimeDecayState(NamedTuple):
+  """State of :func:`scale_by_inverse_time_decay`."""
+
+  count: jax.Array  # int32 scalar: updates made so far (torch's Adagrad `step` - 1).
+
+
+def scale_by_inverse_time_decay(lr_decay: float) -> optax.GradientTransformation:
+  """Adagrad's ``lr_decay``: divides the ``t``-th update by ``1 + (t - 1) * lr_decay``.
+
+  torch (``_single_tensor_adagrad``) computes ``clr = lr / (1 + (step - 1) *
+  lr_decay)`` with ``step`` its own step count, which does not advance when
+  ``GradScaler`` skips ``optimizer.step()``. Placed before
+  ``optax.scale_by_learning_rate(lr)``, this gives ``clr * update`` (to float32
+  rounding) with the count of this transform, not the schedule's.
+
+  Args:
+    lr_decay: torch's ``lr_decay`` (>= 0).
+
+  Returns:
+    An ``optax.GradientTransformation``.
+  """
+
+  def init_fn(params):
+    del params
+    return ScaleByInverseTimeDecayState(count=jnp.zeros([], jnp.int32))
+
+  def update_fn(updates, state, params=None):
+    del params
+    denominator = 1 + state.count.astype(jnp.float32) * lr_decay
+    updates = jax.tree.map(lambda u: u / denominator.astype(u.dtype), updates)
+    return updates, ScaleByInverseTimeDecayState(count=optax.safe_increment(state.count))
 
   return optax.GradientTransformation(init_fn, update_fn)

@@ -15,31 +15,85 @@ mean-reduced loss is the gradient of one batch of ``k * b``.
 
 from __future__ import annotations
 
-import numpy as np
+import jax
+import jax.numpy as jnp
 import optax
+
+from jaxtrain.optim import _checks
 
 
 def accumulate(
     optimizer: optax.GradientTransformation, every_k: int
-) -> optax.GradientTransformation:
+) -> optax.GradientTransformationExtraArgs:
   """Averages the gradients of ``every_k`` calls, then applies ``optimizer`` once.
 
-  A thin wrapper of ``optax.MultiSteps(optimizer, every_k, use_grad_mean=True)``.
-  The wrapped optimizer's own count (and so its learning-rate schedule) advances
-  once per real update, not per micro-batch.
+  Call ``i`` (from 0) adds ``g_i / every_k`` to the accumulated gradient, as
+  torch's ``(loss / k).backward()`` adds to ``.grad``; the ``every_k``-th call
+  gives the sum, the mean gradient, to ``optimizer``, returns its updates and
+  starts a new sum at zero. The other calls return zero updates and leave
+  ``optimizer``'s state alone, so its own count (and its learning-rate
+  schedule) advances once per real update, not per micro-batch.
+
+  The state is ``optax.MultiStepsState`` (``mini_step``, ``gradient_step``,
+  ``inner_opt_state``, ``acc_grads``, ``skip_state=()``), as
+  ``optax.MultiSteps(optimizer, every_k, use_grad_mean=True)`` keeps it. That
+  class is not used itself: it resets its sum and masks its updates by
+  multiplying by 0, which keeps inf and NaN (``0 * inf`` is NaN). A micro-batch
+  with an inf gradient then made the next micro-batches' updates NaN and every
+  later sum NaN, so that an optimizer that skips such an update
+  (:func:`~jaxtrain.optim.grad_scaler`, ``optax.apply_if_finite``) never updated
+  again. Here a select resets and masks.
+
+  With :func:`~jaxtrain.optim.grad_scaler`, compose
+  ``accumulate(grad_scaler(optimizer), every_k)``.
 
   Args:
     optimizer: the optimizer to apply to the accumulated gradient.
     every_k: the number of micro-batches per update.
 
   Returns:
-    An ``optax.GradientTransformation``; its updates are zero except on every
-    ``every_k``-th call.
+    An ``optax.GradientTransformationExtraArgs``; its updates are zero except on
+    every ``every_k``-th call. Extra keyword arguments of ``update`` go to
+    ``optimizer`` (on every call; only the ``every_k``-th call's result is kept).
 
   Raises:
-    ValueError: when ``every_k`` is not a positive integer.
+    TypeError: when ``optimizer`` is not an ``optax.GradientTransformation`` or
+      ``every_k`` not an integer.
+    ValueError: when ``every_k`` is below 1.
   """
-  if not isinstance(every_k, (int, np.integer)) or every_k < 1:
-    raise ValueError(f"every_k must be a positive integer, got {every_k!r}")
-  multi_steps = optax.MultiSteps(optimizer, every_k_schedule=int(every_k), use_grad_mean=True)
-  return multi_steps.gradient_transformation()
+  _checks.transformation("accumulate", "optimizer", optimizer, example="jaxtrain.optim.sgd(0.1)")
+  every_k = _checks.positive_integer("accumulate", "every_k", every_k)
+  inner = optax.with_extra_args_support(optimizer)
+
+  def init_fn(params):
+    return optax.MultiStepsState(
+        mini_step=jnp.zeros([], jnp.int32),
+        gradient_step=jnp.zeros([], jnp.int32),
+        inner_opt_state=inner.init(params),
+        acc_grads=optax.tree.zeros_like(params),
+        skip_state=(),
+    )
+
+  def update_fn(updates, state, params=None, **extra_args):
+    acc = jax.tree.map(lambda a, g: a + (g / every_k).astype(a.dtype), state.acc_grads, updates)
+    emit = state.mini_step == every_k - 1
+    # The inner update runs on every call (a select, not a branch: no host round
+    # trip for the flag on an accelerator); its result is kept on the k-th.
+    inner_updates, inner_state = inner.update(
+        optax.tree.cast_like(acc, updates), state.inner_opt_state, params, **extra_args
+    )
+    new_state = optax.MultiStepsState(
+        mini_step=jnp.where(emit, 0, state.mini_step + 1).astype(jnp.int32),
+        gradient_step=jnp.where(
+            emit, optax.safe_increment(state.gradient_step), state.gradient_step
+        ),
+        inner_opt_state=jax.tree.map(
+            lambda new, old: jnp.where(emit, new, old), inner_state, state.inner_opt_state
+        ),
+        acc_grads=jax.tree.map(lambda a: jnp.where(emit, jnp.zeros_like(a), a), acc),
+        skip_state=(),
+    )
+    updates = jax.tree.map(lambda u: jnp.where(emit, u, jnp.zeros_like(u)), inner_updates)
+    return updates, new_state
+
+  return optax.GradientTransformationExtraArgs(init_fn, update_fn)

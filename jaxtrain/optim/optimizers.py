@@ -9,19 +9,32 @@ rounding. ``update`` needs ``params`` whenever ``weight_decay`` is non-zero.
 ``lr`` is a float or an optax schedule (a function of the update count, such as
 :func:`jaxtrain.optim.step_lr`); update ``k`` (counting from 0) uses ``lr(k)``,
 which is torch's learning rate at its ``k``-th ``optimizer.step()`` when the
-scheduler is stepped after each optimizer step. Hyper-parameters are validated
-as torch validates them, with torch's messages (``ValueError``).
+scheduler is stepped after each optimizer step.
+
+Arguments are checked when the optimizer is built. Values are validated as torch
+validates them, with torch's messages (``ValueError``: ``Invalid learning rate:
+-0.1``), and a NaN hyper-parameter is rejected everywhere in the same wording
+(``Invalid momentum value: nan``), also where torch's SGD accepts it (its
+``lr < 0.0`` checks let NaN through) or never checks (``dampening``): a NaN
+hyper-parameter turns every parameter into NaN at the first update. Types are
+checked too (``TypeError`` naming the argument): numbers must be numbers (a bool
+is not), flags bools, ``betas`` a pair; torch fails on some of these only at
+the first comparison (``'<' not supported between instances of 'str' and
+'float'``) and accepts others (``SGD(momentum=True)``, ``Adam(betas=(0.9, 0.99,
+0.9))``).
 
 Naming: ``g`` is the gradient, ``p`` the parameter, ``t`` the step from 1.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import jax
 import optax
 
+from jaxtrain.optim import _checks
 from jaxtrain.optim import _transforms
 
 ScalarOrSchedule = float | Callable[[jax.typing.ArrayLike], jax.typing.ArrayLike]
@@ -30,26 +43,27 @@ ScalarOrSchedule = float | Callable[[jax.typing.ArrayLike], jax.typing.ArrayLike
 def _is_traced(value) -> bool:
   # optax.inject_hyperparams passes hyper-parameters as (possibly traced) arrays;
   # those cannot be checked, and were checked when given as numbers.
-  return isinstance(value, jax.core.Tracer)
+  return _checks.is_traced(value)
 
 
-def _check(ok: Callable[[float], bool], value, message: str) -> None:
-  if _is_traced(value):
-    return
-  if not ok(float(value)):
-    raise ValueError(message)
-
-
-def _check_lr(lr: ScalarOrSchedule) -> None:
+def _check_lr(fn: str, lr: ScalarOrSchedule) -> None:
+  _checks.lr_or_schedule(fn, lr)
   if callable(lr):
     return
   # torch: `if not 0.0 <= lr`, which also rejects NaN (torch's SGD alone checks
   # `lr < 0.0` and lets NaN through; jaxtrain rejects it everywhere).
-  _check(lambda x: 0.0 <= x, lr, f"Invalid learning rate: {lr}")
+  _checks.check_value(lambda x: 0.0 <= x, lr, f"Invalid learning rate: {lr}")
 
 
-def _check_nonnegative(value, message: str) -> None:
-  _check(lambda x: 0.0 <= x, value, message)
+def _check_nonnegative(fn: str, name: str, value, message: str) -> None:
+  """A number >= 0: torch's `not 0.0 <= value` check, which rejects NaN, and message."""
+  _checks.number(fn, name, value)
+  _checks.check_value(lambda x: 0.0 <= x, value, message)
+
+
+def _check_flags(fn: str, **flags) -> None:
+  for name, value in flags.items():
+    _checks.flag(fn, name, value)
 
 
 def _chain(*transforms: optax.GradientTransformation | None) -> optax.GradientTransformation:
@@ -114,11 +128,23 @@ def sgd(
 
   Raises:
     ValueError: as torch does, for a negative ``lr``, ``momentum`` or
-      ``weight_decay``, and for ``nesterov`` without momentum or with dampening.
+      ``weight_decay``, and for ``nesterov`` without momentum or with dampening;
+      for a NaN ``lr``, ``momentum``, ``dampening`` or ``weight_decay``.
+    TypeError: for a hyper-parameter that is not a number (``lr``: or a
+      schedule), a flag that is not a bool.
   """
-  _check_lr(lr)
-  _check_nonnegative(momentum, f"Invalid momentum value: {momentum}")
-  _check_nonnegative(weight_decay, f"Invalid weight_decay value: {weight_decay}")
+  _check_lr("sgd", lr)
+  # torch checks `momentum < 0.0` and `weight_decay < 0.0`, which let NaN through,
+  # and never checks dampening; jaxtrain rejects NaN in torch's wording.
+  _check_nonnegative("sgd", "momentum", momentum, f"Invalid momentum value: {momentum}")
+  _checks.number("sgd", "dampening", dampening)
+  _checks.check_value(
+      lambda x: not math.isnan(x), dampening, f"Invalid dampening value: {dampening}"
+  )
+  _check_nonnegative(
+      "sgd", "weight_decay", weight_decay, f"Invalid weight_decay value: {weight_decay}"
+  )
+  _check_flags("sgd", nesterov=nesterov, maximize=maximize)
   if nesterov and not (_is_traced(momentum) or _is_traced(dampening)):
     if float(momentum) <= 0 or float(dampening) != 0:
       raise ValueError("Nesterov momentum requires a momentum and zero dampening")
@@ -178,14 +204,19 @@ def rmsprop(
     An ``optax.GradientTransformation``.
 
   Raises:
-    ValueError: as torch does, for a negative ``lr``, ``eps``, ``momentum``,
-      ``weight_decay`` or ``alpha``.
+    ValueError: as torch does, for a negative or NaN ``lr``, ``eps``,
+      ``momentum``, ``weight_decay`` or ``alpha``.
+    TypeError: for a hyper-parameter that is not a number (``lr``: or a
+      schedule), a flag that is not a bool.
   """
-  _check_lr(lr)
-  _check_nonnegative(eps, f"Invalid epsilon value: {eps}")
-  _check_nonnegative(momentum, f"Invalid momentum value: {momentum}")
-  _check_nonnegative(weight_decay, f"Invalid weight_decay value: {weight_decay}")
-  _check_nonnegative(alpha, f"Invalid alpha value: {alpha}")
+  _check_lr("rmsprop", lr)
+  _check_nonnegative("rmsprop", "eps", eps, f"Invalid epsilon value: {eps}")
+  _check_nonnegative("rmsprop", "momentum", momentum, f"Invalid momentum value: {momentum}")
+  _check_nonnegative(
+      "rmsprop", "weight_decay", weight_decay, f"Invalid weight_decay value: {weight_decay}"
+  )
+  _check_nonnegative("rmsprop", "alpha", alpha, f"Invalid alpha value: {alpha}")
+  _check_flags("rmsprop", centered=centered, maximize=maximize)
   scale = optax.scale_by_stddev if centered else optax.scale_by_rms
   return _chain(
       _maximize(maximize),
@@ -197,10 +228,21 @@ def rmsprop(
   )
 
 
-def _check_betas(betas: Sequence[float]) -> tuple[float, float]:
-  b1, b2 = betas
+def _check_adam(
+    fn: str, lr, betas: Sequence[float], eps, weight_decay, amsgrad, maximize
+) -> tuple[float, float]:
+  """Adam's and AdamW's checks, in torch's order; returns the betas as floats."""
+  _check_lr(fn, lr)
+  _check_nonnegative(fn, "eps", eps, f"Invalid epsilon value: {eps}")
+  b1, b2 = _checks.pair(fn, "betas", betas, expected="a pair (beta1, beta2)")
   for i, b in enumerate((b1, b2)):
-    _check(lambda x: 0.0 <= x < 1.0, b, f"Invalid beta parameter at index {i}: {b}")
+    _checks.number(fn, f"betas[{i}]", b)
+    # torch: `not 0.0 <= betas[i] < 1.0`, which rejects NaN.
+    _checks.check_value(lambda x: 0.0 <= x < 1.0, b, f"Invalid beta parameter at index {i}: {b}")
+  _check_nonnegative(
+      fn, "weight_decay", weight_decay, f"Invalid weight_decay value: {weight_decay}"
+  )
+  _check_flags(fn, amsgrad=amsgrad, maximize=maximize)
   return float(b1), float(b2)
 
 
@@ -242,13 +284,13 @@ def adam(
     An ``optax.GradientTransformation``.
 
   Raises:
-    ValueError: as torch does, for a negative ``lr``, ``eps`` or ``weight_decay``,
-      and for a beta outside [0, 1).
+    ValueError: as torch does, for a negative or NaN ``lr``, ``eps`` or
+      ``weight_decay``, and for a beta outside [0, 1); for ``betas`` that are not
+      two.
+    TypeError: for a hyper-parameter that is not a number (``lr``: or a
+      schedule), ``betas`` that are not a tuple or list, a flag that is not a bool.
   """
-  _check_lr(lr)
-  _check_nonnegative(eps, f"Invalid epsilon value: {eps}")
-  b1, b2 = _check_betas(betas)
-  _check_nonnegative(weight_decay, f"Invalid weight_decay value: {weight_decay}")
+  b1, b2 = _check_adam("adam", lr, betas, eps, weight_decay, amsgrad, maximize)
   return _chain(
       _maximize(maximize),
       _weight_decay(weight_decay),
@@ -293,10 +335,7 @@ def adamw(
   Raises:
     ValueError: as :func:`adam`.
   """
-  _check_lr(lr)
-  _check_nonnegative(eps, f"Invalid epsilon value: {eps}")
-  b1, b2 = _check_betas(betas)
-  _check_nonnegative(weight_decay, f"Invalid weight_decay value: {weight_decay}")
+  b1, b2 = _check_adam("adamw", lr, betas, eps, weight_decay, amsgrad, maximize)
   return _chain(
       _maximize(maximize),
       _transforms.scale_by_torch_adam(b1, b2, eps, amsgrad),
@@ -325,11 +364,14 @@ def adagrad(
     p <- p - clr * g / (sqrt(s_t) + eps)
 
   Differences from ``optax.adagrad``: torch adds ``eps`` outside the square root,
-  starts the accumulator at 0 by default (optax: 0.1) and has ``lr_decay``, which
-  here divides the (possibly scheduled) learning rate inside the lr schedule.
-  Composition: ``optax.add_decayed_weights``,
+  starts the accumulator at 0 by default (optax: 0.1) and has ``lr_decay``. Its
+  ``t`` is Adagrad's own step count, not the (scheduled) learning rate's: the two
+  part when :func:`~jaxtrain.optim.grad_scaler` skips a step, where torch's
+  scheduler still steps and its Adagrad does not. Composition:
+  ``optax.add_decayed_weights``,
   :func:`~jaxtrain.optim._transforms.scale_by_torch_adagrad`,
-  ``optax.scale_by_learning_rate``.
+  :func:`~jaxtrain.optim._transforms.scale_by_inverse_time_decay` (when
+  ``lr_decay != 0``), ``optax.scale_by_learning_rate``.
 
   Args:
     lr: learning rate, a float or a schedule.
@@ -343,26 +385,30 @@ def adagrad(
     An ``optax.GradientTransformation``.
 
   Raises:
-    ValueError: as torch does, for a negative ``lr``, ``lr_decay``,
+    ValueError: as torch does, for a negative or NaN ``lr``, ``lr_decay``,
       ``weight_decay``, ``initial_accumulator_value`` or ``eps``.
+    TypeError: for a hyper-parameter that is not a number (``lr``: or a
+      schedule), a flag that is not a bool.
   """
-  _check_lr(lr)
-  _check_nonnegative(lr_decay, f"Invalid lr_decay value: {lr_decay}")
-  _check_nonnegative(weight_decay, f"Invalid weight_decay value: {weight_decay}")
+  _check_lr("adagrad", lr)
+  _check_nonnegative("adagrad", "lr_decay", lr_decay, f"Invalid lr_decay value: {lr_decay}")
   _check_nonnegative(
+      "adagrad", "weight_decay", weight_decay, f"Invalid weight_decay value: {weight_decay}"
+  )
+  _check_nonnegative(
+      "adagrad",
+      "initial_accumulator_value",
       initial_accumulator_value,
       f"Invalid initial_accumulator_value value: {initial_accumulator_value}",
   )
-  _check_nonnegative(eps, f"Invalid epsilon value: {eps}")
-  if _is_zero(lr_decay):
-    clr = lr
-  else:
-    base = lr if callable(lr) else (lambda count: lr)
-    # torch: clr = lr / (1 + (step - 1) * lr_decay); optax's count is step - 1.
-    clr = lambda count: base(count) / (1 + count * lr_decay)  # noqa: E731
+  _check_nonnegative("adagrad", "eps", eps, f"Invalid epsilon value: {eps}")
+  _check_flags("adagrad", maximize=maximize)
   return _chain(
       _maximize(maximize),
       _weight_decay(weight_decay),
       _transforms.scale_by_torch_adagrad(initial_accumulator_value, eps),
-      optax.scale_by_learning_rate(clr),
+      # torch's step counter, not the schedule's count: they part when a step is
+      # skipped (grad_scaler), where torch's scheduler steps and its Adagrad does not.
+      None if _is_zero(lr_decay) else _transforms.scale_by_inverse_time_decay(lr_decay),
+      optax.scale_by_learning_rate(lr),
   )

@@ -3,6 +3,7 @@
     python benchmarks/bench_train.py            # print the table
     python benchmarks/bench_train.py --write    # and record it in benchmarks/RESULTS.md
     python benchmarks/bench_train.py --models cnn --contenders torch jax-step --repeat 5
+    python benchmarks/bench_train.py --precision bf16   # torch.autocast / jaxtrain's bf16
 
 The notes' models on their data shapes (random data, the same for every contender):
 the CIFAR-10 CNN at batch 64 (32x32x3), the MLP at batch 256 (28x28x1), the RNN at
@@ -31,6 +32,11 @@ memory: the process's peak resident set size (``ru_maxrss``), the same minus the
 resident set size measured after imports, data creation and the data's copy into
 the contender's arrays (before the model is built), and on a GPU the device's peak
 (jax's ``peak_bytes_in_use``, torch's ``max_memory_allocated``).
+
+``--precision bf16`` runs both frameworks in mixed precision: torch's forward and
+loss under ``torch.autocast(device_type, dtype=torch.bfloat16)``, jaxtrain's steps
+with ``precision='bf16'`` (the same rules, ``jaxtrain.amp``); parameters and
+optimizer state stay float32 in both.
 
 Default threads and no allocator tuning for either framework (jax's GPU memory
 preallocation left on).
@@ -156,7 +162,13 @@ def _windows(run_window, steps: int, repeat: int) -> list[float]:
   return out
 
 
-def _child_torch(name: str, steps: int, repeat: int, compiled: bool) -> dict:
+PRECISIONS = ("float32", "bf16")
+
+
+def _child_torch(name: str, steps: int, repeat: int, compiled: bool,
+                 precision: str = "float32") -> dict:
+  import contextlib
+
   import torch
 
   batch, shape = CASES[name]
@@ -183,10 +195,16 @@ def _child_torch(name: str, steps: int, repeat: int, compiled: bool) -> dict:
   model = torch.compile(net) if compiled else net
   opt = torch.optim.SGD(net.parameters(), lr=LR)
 
+  def autocast():
+    if precision == "float32":
+      return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
   def step(i):
     sl = slice(i * batch, (i + 1) * batch)
     opt.zero_grad()
-    loss = torch.nn.functional.cross_entropy(model(xt[sl]), yt[sl])
+    with autocast():  # torch's AMP recipe: forward and loss under autocast, backward outside
+      loss = torch.nn.functional.cross_entropy(model(xt[sl]), yt[sl])
     loss.backward()
     opt.step()
     return loss
@@ -219,7 +237,7 @@ def _child_torch(name: str, steps: int, repeat: int, compiled: bool) -> dict:
   return out
 
 
-def _child_jax(name: str, steps: int, repeat: int, scan: bool) -> dict:
+def _child_jax(name: str, steps: int, repeat: int, scan: bool, precision: str = "float32") -> dict:
   import jax
   import jax.numpy as jnp
 
@@ -238,15 +256,19 @@ def _child_jax(name: str, steps: int, repeat: int, scan: bool) -> dict:
     xs = [jnp.asarray(x[i * batch:(i + 1) * batch]) for i in range(steps)]
     ys = [jnp.asarray(y[i * batch:(i + 1) * batch]) for i in range(steps)]
     jax.block_until_ready((xs, ys))
+  from jaxtrain import _xla_options
+
   out = dict(device=f"jax {dev.platform}" + (f" ({dev.device_kind})" if dev.platform != "cpu" else ""),
-             xla_flags=os.environ.get("XLA_FLAGS", ""))  # the user's, or jaxtrain's import-time defaults
+             # the environment's XLA_FLAGS, and the options jaxtrain compiles its programs with
+             xla_flags=" ".join(filter(None, [os.environ.get("XLA_FLAGS", "")] + [
+                 f"{k}={v}" for k, v in (_xla_options.for_platform(dev.platform) or {}).items()])))
   out["baseline_rss_mib"], out["baseline_maxrss_mib"] = _rss_mib(), _maxrss_mib()
 
   model = jax_model(name)
   opt = optim.sgd(LR)
   state = create_train_state(model, opt)
   if scan:
-    epoch = make_epoch(model, L.cross_entropy, opt)
+    epoch = make_epoch(model, L.cross_entropy, opt, precision=precision)
 
     def window():
       nonlocal state
@@ -255,7 +277,7 @@ def _child_jax(name: str, steps: int, repeat: int, scan: bool) -> dict:
 
     first_step = window  # compile + one whole epoch
   else:
-    train_step = make_train_step(model, L.cross_entropy, opt)
+    train_step = make_train_step(model, L.cross_entropy, opt, precision=precision)
 
     def window():
       nonlocal state
@@ -286,13 +308,14 @@ def _one_line(text, limit: int = 160) -> str:
   return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
-def child(name: str, contender: str, steps: int, repeat: int) -> dict:
+def child(name: str, contender: str, steps: int, repeat: int, precision: str = "float32") -> dict:
   """One measurement in this (fresh) process; a failure is returned as ``error``, not raised."""
   try:
     if contender in ("torch", "torch-compile"):
-      out = _child_torch(name, steps, repeat, compiled=contender == "torch-compile")
+      out = _child_torch(name, steps, repeat, compiled=contender == "torch-compile",
+                         precision=precision)
     else:
-      out = _child_jax(name, steps, repeat, scan=contender == "jax-scan")
+      out = _child_jax(name, steps, repeat, scan=contender == "jax-scan", precision=precision)
   except Exception as e:  # noqa: BLE001 -- recorded as the row's "failed: ..."
     out = dict(error=_one_line(f"{type(e).__name__}: {e}"))
   out["peak_rss_mib"] = _maxrss_mib()
@@ -302,7 +325,8 @@ def child(name: str, contender: str, steps: int, repeat: int) -> dict:
 # --------------------------------------------------------------- the parent ---
 
 
-def run_child(name: str, contender: str, steps: int, repeat: int, timeout: float) -> dict:
+def run_child(name: str, contender: str, steps: int, repeat: int, timeout: float,
+              precision: str = "float32") -> dict:
   """Runs ``child`` in a fresh interpreter and returns its result (``error`` on failure)."""
   env = dict(os.environ)
   cache = None
@@ -311,7 +335,7 @@ def run_child(name: str, contender: str, steps: int, repeat: int, timeout: float
     cache = tempfile.mkdtemp(prefix="bench_train_inductor_")
     env["TORCHINDUCTOR_CACHE_DIR"] = cache
   cmd = [sys.executable, os.path.abspath(__file__), "--child", name, contender,
-         "--steps", str(steps), "--repeat", str(repeat)]
+         "--steps", str(steps), "--repeat", str(repeat), "--precision", precision]
   try:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
   except subprocess.TimeoutExpired:
@@ -364,7 +388,8 @@ def _merge(runs: list[dict]) -> dict:
   return r
 
 
-def run(names, contenders, steps: int, repeat: int, timeout: float, rounds: int = 1) -> list[dict]:
+def run(names, contenders, steps: int, repeat: int, timeout: float, rounds: int = 1,
+        precision: str = "float32") -> list[dict]:
   """All (model, contender) measurements, each in its own process; prints each row.
 
   With ``rounds`` > 1 the contenders of a model take turns, round after round, so that
@@ -378,7 +403,7 @@ def run(names, contenders, steps: int, repeat: int, timeout: float, rounds: int 
     for i in range(rounds):
       for key in contenders:
         t0 = time.perf_counter()
-        r = run_child(name, key, steps, repeat, timeout)
+        r = run_child(name, key, steps, repeat, timeout, precision)
         r.update(model=name, key=key, batch=batch, wall=time.perf_counter() - t0)
         runs[key].append(r)
         if rounds > 1 and "error" not in r:
@@ -413,13 +438,14 @@ def _console_line(r: dict) -> str:
 
 
 def markdown(rows, steps: int, repeat: int, command: str, load: tuple[str, str] = ("?", "?"),
-             rounds: int = 1) -> str:
+             rounds: int = 1, precision: str = "float32") -> str:
   """The RESULTS.md section (imports jax and torch, via ``machine()``: call it after the children)."""
   device_col = any("device_peak_mib" in r for r in rows)
   threads = sorted({r["threads"] for r in rows if "threads" in r})
   xla_flags = sorted({r["xla_flags"] for r in rows if r.get("xla_flags")})
   lines = [
-      "## Training throughput: torch eager, torch.compile, jaxtrain per-step and scan-epoch "
+      "## Training throughput" + ("" if precision == "float32" else f" in {precision}")
+      + ": torch eager, torch.compile, jaxtrain per-step and scan-epoch "
       f"({datetime.date.today().isoformat()})",
       "",
       f"{machine()} Command: `{command}` ({steps} SGD steps per timed window, median of "
@@ -435,8 +461,12 @@ def markdown(rows, steps: int, repeat: int, command: str, load: tuple[str, str] 
       + "and no allocator tuning for either framework. Load average (1 min) at the start / end: "
       f"{load[0]} / {load[1]} (on {os.cpu_count()} cores; well above 0, the other load slows both, "
       "torch's OpenMP threads the most)."
-      + (f" XLA_FLAGS in the jaxtrain processes (the environment's and jaxtrain's import-time "
-         f"defaults): {'; '.join(f'`{f}`' for f in xla_flags)}." if xla_flags else ""),
+      + (f" XLA options of the jaxtrain processes (the environment's `XLA_FLAGS` and the "
+         f"compiler options jaxtrain passes to its CPU programs): "
+         f"{'; '.join(f'`{f}`' for f in xla_flags)}." if xla_flags else "")
+      + (" Mixed precision: torch's forward and loss under `torch.autocast(dtype=torch.bfloat16)`,"
+         " jaxtrain's steps with `precision='bf16'`; float32 parameters and optimizer state."
+         if precision != "float32" else ""),
       "First step: torch eager's first step; torch.compile's compilation of the model (inductor, "
       "cold cache; the optimizer step stays eager) + first step; jaxtrain per-step's compile + "
       "first step; scan-epoch's compile + one whole epoch.",
@@ -480,6 +510,8 @@ def main(argv=None) -> int:
                       help="timed windows per contender; steps/s is their median")
   parser.add_argument("--rounds", type=int, default=1,
                       help="run the contenders of each model this many times in turn (see run())")
+  parser.add_argument("--precision", choices=PRECISIONS, default="float32",
+                      help="float32, or bf16 mixed precision in both frameworks (see above)")
   parser.add_argument("--timeout", type=float, default=1800,
                       help="seconds allowed to one contender's process")
   parser.add_argument("--write", action="store_true", help="record the table in RESULTS.md")
@@ -491,11 +523,13 @@ def main(argv=None) -> int:
     name, contender = args.child
     if name not in CASES or contender not in CONTENDERS:
       parser.error(f"unknown child {args.child}")
-    print(_TAG + json.dumps(child(name, contender, args.steps, args.repeat)), flush=True)
+    print(_TAG + json.dumps(child(name, contender, args.steps, args.repeat, args.precision)),
+          flush=True)
     return 0
   contenders = [c for c in CONTENDERS if c in args.contenders]  # the table's order
   load = start_load()
-  rows = run(args.models, contenders, args.steps, args.repeat, args.timeout, args.rounds)
+  rows = run(args.models, contenders, args.steps, args.repeat, args.timeout, args.rounds,
+             args.precision)
   load = (load, load_average())
   command = "python benchmarks/bench_train.py" + (" --write" if args.write else "")
   if args.models != list(CASES):
@@ -505,8 +539,11 @@ def main(argv=None) -> int:
   command += f" --steps {args.steps} --repeat {args.repeat}"
   if args.rounds > 1:
     command += f" --rounds {args.rounds}"
-  section = markdown(rows, args.steps, args.repeat, command, load, args.rounds)
-  publish(section, "## Training throughput", args.write)
+  if args.precision != "float32":
+    command += f" --precision {args.precision}"
+  section = markdown(rows, args.steps, args.repeat, command, load, args.rounds, args.precision)
+  header = "## Training throughput" + (":" if args.precision == "float32" else f" in {args.precision}")
+  publish(section, header, args.write, after="## Training throughput:")
   return 0
 
 

@@ -337,8 +337,8 @@ def fit(config: Config, *, log: Callable[[str], None] | None = None, data: Datas
       start = time.perf_counter()
       lr_now = float(jax.device_get(lr(state.step)) if callable(lr) else lr)
       with reporter.epoch_bar(epoch + 1, steps, config.batch_size) as bar:
-        state, t, flags = feed.train_epoch(
-            state, epoch, lambda n, loss: bar.update(n, loss=loss))
+        progress = (lambda n, loss: bar.update(n, loss=loss)) if bar.active else None
+        state, t, flags = feed.train_epoch(state, epoch, progress)
       # The check costs nothing: the epoch's metrics are fetched once anyway, and
       # the per-step flags are looked at only when the count says something is wrong.
       bad = int(t.get("nonfinite", 0))

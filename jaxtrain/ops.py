@@ -146,6 +146,7 @@ def _parse_pads(padding, kernel_hw):
 
 
 def _conv(x, w, pads):
+  """The convolution as GPU and TPU compilers take it; autodiff gives its gradients."""
   return lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=_DIMS)
 
 
@@ -263,16 +264,56 @@ def conv2d(x: jax.Array, w: jax.Array, b: jax.Array | None = None, *, padding: P
   x, w = jnp.asarray(x), jnp.asarray(w)
   dtype = jnp.result_type(x, w)
   x, w = x.astype(dtype), w.astype(dtype)
-  y = _dispatch(functools.partial(_conv2d_cpu, pads=pads),
-                functools.partial(_conv2d_plain, pads=pads), x, w)
+  b = None if b is None else jnp.asarray(b).astype(dtype)
+  return _dispatch(functools.partial(_with_bias, functools.partial(_conv2d_cpu, pads=pads), cpu=True),
+                   functools.partial(_with_bias, functools.partial(_conv, pads=pads)), x, w, b)
+
+
+def linear(x: jax.Array, w: jax.Array, b: jax.Array | None = None) -> jax.Array:
+  """``x @ w + b``: torch's ``F.linear(x, w.T, b)``, with its rounding in low precision.
+
+  Args:
+    x: ``(..., in_features)``.
+    w: ``(in_features, out_features)``, torch's ``weight`` transposed.
+    b: optional ``(out_features,)``.
+
+  Returns:
+    ``(..., out_features)``. For bfloat16 / float16 inputs (under ``jaxtrain.amp``'s
+    autocast) the CPU program accumulates in float32 and rounds once, after the
+    bias, as torch's oneDNN kernels do (see :func:`conv2d`'s note).
+  """
+  x, w = jnp.asarray(x), jnp.asarray(w)
+  dtype = jnp.result_type(x, w)
+  x, w = x.astype(dtype), w.astype(dtype)
+  b = None if b is None else jnp.asarray(b).astype(dtype)
+  if not _is_low(dtype):
+    return _with_bias(jnp.matmul, x, w, b)  # one program for every platform
+  return _dispatch(functools.partial(_with_bias, jnp.matmul, cpu=True),
+                   functools.partial(_with_bias, jnp.matmul), x, w, b)
+
+
+def _is_low(dtype) -> bool:
+  return dtype in (jnp.bfloat16, jnp.float16)
+
+
+def _with_bias(op: Callable, x, w, b, *, cpu: bool = False):
+  """``op(x, w) + b``; on the ``cpu``, low-precision inputs in float32, rounded once at the end.
+
+  XLA:CPU runs a bfloat16 or float16 convolution or matmul in float32 anyway
+  (converting its operands and rounding its result); rounding once after the
+  bias, rather than before and after it, is what torch's oneDNN kernels (and
+  cuDNN's and cuBLAS's fused bias epilogues) give. Products of two bfloat16
+  values are exact in float32, so this is the low-precision op with float32
+  accumulation, as the hardware's bfloat16 units compute it. GPU and TPU
+  programs keep the plain low-precision op, whose bias their compilers fuse.
+  """
+  if not (cpu and _is_low(x.dtype)):
+    y = op(x, w)
+    return y if b is None else y + b
+  y = op(x.astype(jnp.float32), w.astype(jnp.float32))
   if b is not None:
-    y = y + b.astype(y.dtype)
-  return y
-
-
-def _conv2d_plain(x, w, *, pads):
-  """The convolution as GPU and TPU compilers take it; autodiff gives its gradients."""
-  return _conv(x, w, pads)
+    y = y + b.astype(jnp.float32)
+  return y.astype(x.dtype)
 
 
 def _conv2d_cpu(x, w, *, pads):

@@ -139,13 +139,15 @@ class Pipeline:
         self.steps, self.batch_size)
 
   def train_epoch(self, state: TrainState, epoch: int,
-                  progress: Callable[[int, float | None], None]) -> tuple[TrainState, dict, Any]:
+                  progress: Callable[[int, float | None], None] | None = None,
+                  ) -> tuple[TrainState, dict, Any]:
     """Runs epoch ``epoch`` (0-based) from ``state``.
 
     Args:
       state: the state before the epoch (donated).
       epoch: the epoch, 0-based.
-      progress: called as ``progress(batches_done, loss_or_None)`` as the epoch goes.
+      progress: if given, called as ``progress(batches_done, loss_or_None)`` as the
+        epoch goes, with every ``BAR_EVERY``-th step's loss once it is on the host.
 
     Returns:
       ``(state, totals, flags)``: the new state; the epoch's summed metrics as host
@@ -156,24 +158,27 @@ class Pipeline:
       columns = parallel.process_rows(self.batch_size, self.mesh, axis=1)
       order = parallel.feed(self._order(epoch)[:, columns], self.mesh, axis=1)
       state, totals = self._train(state, *self._train_split, order)
-      progress(self.steps, None)
+      if progress:
+        progress(self.steps, None)
       totals = jax.device_get(totals)
       return state, totals, lambda: totals["batch_nonfinite"]
-    per_batch, losses = [], _AsyncLosses()
+    per_batch, losses = [], _AsyncLosses() if progress else None
     if self.placement == "device":
       order = self._order(epoch)
       for i in range(self.steps):
         idx = parallel.feed(order[i][self._rows], self.mesh)
         state, metrics = self._train(state, *self._train_split, idx)
         per_batch.append(metrics)
-        progress(1, losses.track(i, metrics["loss"]))
+        if progress:
+          progress(1, losses.track(i, metrics["loss"]))
     else:
       host_batches = batches(self.data.train, batch_size=self.batch_size, seed=self.seed,
                              epoch=epoch, rows=self._rows)
       for i, batch in enumerate(parallel.prefetch(host_batches, self.mesh)):
         state, metrics = self._train(state, batch)
         per_batch.append(metrics)
-        progress(1, losses.track(i, metrics["loss"]))
+        if progress:
+          progress(1, losses.track(i, metrics["loss"]))
     totals = jax.device_get(_sum_metrics(per_batch))
     return state, totals, lambda: jax.device_get(jnp.stack([m["nonfinite"] for m in per_batch]))
 

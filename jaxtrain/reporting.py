@@ -159,6 +159,11 @@ class EpochBar:
         dynamic_ncols=True,
     )
 
+  @property
+  def active(self) -> bool:
+    """Whether the bar is drawn (``'bar'`` mode): only then is a loss worth fetching for it."""
+    return self._bar is not None
+
   def update(self, n_batches: int = 1, loss: float | None = None) -> None:
     """Advances by ``n_batches``; ``loss`` (a python float), if given, goes in the postfix."""
     if self._bar is None:

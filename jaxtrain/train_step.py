@@ -153,12 +153,12 @@ def _images(images: jax.Array, image_max: int | None) -> jax.Array:
   return to_float(images, image_max)
 
 
-def _loss_scaler(optimizer, opt_state):
-  """The GradScaler state's scale if ``optimizer`` is wrapped in ``optim.grad_scaler``, else None."""
-  try:
-    return optim.loss_scale(opt_state)
-  except (ValueError, AttributeError):  # no grad_scaler in the optimizer: no loss scaling, as torch without one
-    return None
+def _loss_scale(opt_state) -> jax.Array | None:
+  """The GradScaler's current scale when the optimizer is an ``optim.grad_scaler``, else None."""
+  is_scaler = lambda x: isinstance(x, optim.GradScalerState)  # noqa: E731
+  if not any(map(is_scaler, jax.tree.leaves(opt_state, is_leaf=is_scaler))):
+    return None  # no loss scaling, as torch without a GradScaler
+  return optim.loss_scale(opt_state)  # ValueError for several scalers
 
 
 def _step_fn(model: nnx.Module, loss_fn: LossFn, optimizer, reduction: str,
@@ -183,7 +183,7 @@ def _step_fn(model: nnx.Module, loss_fn: LossFn, optimizer, reduction: str,
 
   def step(state: TrainState, batch) -> tuple[TrainState, dict[str, jax.Array]]:
     images, labels = batch
-    scale = _loss_scaler(optimizer, state.opt_state)
+    scale = _loss_scale(state.opt_state)
     (_, (loss, logits, model_state)), grads = jax.value_and_grad(loss_and_aux, has_aux=True)(
         state.params, state.model_state, images, labels, scale)
     # The model state (batch statistics, RNG counts) keeps its stored dtypes.

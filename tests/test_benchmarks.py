@@ -181,3 +181,28 @@ def test_without_torch_eager_there_is_no_ratio(monkeypatch):
   monkeypatch.setattr(bench_train, "run_child", _fake_child(results))
   (row,) = bench_train.run(["rnn"], ["jax-step"], steps=8, repeat=1, timeout=10)
   assert row["ratio"] is None and row["median"] == 200.0
+
+
+def test_gpu_check_tiny_mode_runs_every_part_and_records_its_section(tmp_path):
+  # The GPU check's CPU mode, as CI runs it: every part at toy sizes, then --record
+  # puts the saved section into a RESULTS.md (a copy here) after the training table.
+  saved, copy = tmp_path / "gpu_check.md", tmp_path / "RESULTS.md"
+  copy.write_text("# Benchmark results\n\n## Training throughput: x\n\ntable\n\n## Later\n")
+  env = {**os.environ, "PYTHONPATH": os.path.dirname(BENCHMARKS)}
+  script = os.path.join(BENCHMARKS, "gpu_check.py")
+  run = subprocess.run([sys.executable, script, "--tiny", "--save", str(saved)], env=env,
+                       capture_output=True, text=True, timeout=600)
+  assert run.returncode == 0, run.stderr[-2000:]
+  section = saved.read_text()
+  assert section.startswith("## GPU check (tiny CPU mode)")
+  rel = float(section.split("largest difference relative to each gradient's scale ")[1].split(";")[0])
+  assert rel < 1e-5  # the CPU forms against the plain lax program, float32
+  rows = [line for line in section.splitlines() if line.startswith(("| float32 |", "| bf16 |"))]
+  assert len(rows) == 2 * 3 * 3 and not [r for r in rows if "failed" in r], rows
+  assert "| per-step | 2 |" in section and "| scan-epoch | 2 |" in section
+  assert "goal 3x" in section and "not measured (2 epochs only)" in section
+  record = subprocess.run([sys.executable, script, "--record", str(saved), "--results", str(copy)],
+                          env=env, capture_output=True, text=True, timeout=120)
+  assert record.returncode == 0, record.stderr
+  text = copy.read_text()
+  assert text.index("## Training throughput") < text.index("## GPU check") < text.index("## Later")

@@ -72,6 +72,23 @@ def test_round_trip_is_bit_identical(tmp_path, name):
   assert int(restored.step) == 4
 
 
+def test_asynchronous_save_keeps_the_state_of_the_save_while_training_goes_on(tmp_path):
+  # The next steps donate (delete) the saved state's buffers while orbax may still be
+  # writing: the checkpoint must hold the state as it was at save time, bit for bit.
+  model, optimizer, step = _setup("adam_step_lr")
+  state = _train(step, create_train_state(model, optimizer), _batches(2))
+  expected = _host(state)
+  with Checkpointer(tmp_path / "run", asynchronous=True) as ckpt:
+    ckpt.save(1, state, {"epoch": 1})
+    state = _train(step, state, _batches(3, seed=1))  # donates the saved buffers
+    ckpt.save(2, state, {"epoch": 2})
+    ckpt.wait()
+    assert ckpt.all_epochs() == [1, 2]
+    restored, meta = ckpt.restore(create_train_state(model, optimizer), epoch=1)
+  _assert_identical(restored, expected)
+  assert meta == {"epoch": 1}
+
+
 def test_save_is_atomic_and_leaves_no_temporary_directory(tmp_path):
   model, optimizer, _ = _setup("sgd_momentum")
   ckpt = Checkpointer(tmp_path, keep=2)

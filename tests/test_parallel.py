@@ -96,6 +96,21 @@ out["batch_devices"] = len(batch[0].sharding.device_set)
 hlo = step.lower(create_train_state(model, opt, mesh=eight), batch).compile().as_text()
 out["step_all_reduce"] = "all-reduce" in hlo
 
+# A dataset on the devices (pipeline's 'device' placement): as stored, uint8, split
+# along its examples (83 padded to 88: 11 rows per device), never replicated; the
+# scanned epoch gathers each batch without assembling the whole split anywhere.
+pixels = rng.integers(0, 256, (83, 8, 8, 1)).astype(np.uint8)
+split_x, split_y = parallel.put_split(pixels, np.arange(83, dtype=np.int32) % 10, eight)
+out["split_dtype"] = str(split_x.dtype)
+out["split_shape"] = list(split_x.shape)
+out["split_shard_rows"] = sorted({s.data.shape[0] for s in split_x.addressable_shards})
+out["split_devices"] = len(split_x.sharding.device_set)
+epoch = make_epoch(model, L.cross_entropy, opt, mesh=eight, image_max=255)
+hlo = epoch.lower(create_train_state(model, opt, mesh=eight), split_x, split_y,
+                  order).compile().as_text()
+out["split_all_gathered"] = [line.strip()[:120] for line in hlo.splitlines()
+                             if "all-gather" in line and "[88," in line]
+
 # Evaluation with a batch size that does not divide by 8: padded to 32, mask 0.
 state = create_train_state(model, opt, mesh=eight)
 ev8 = make_eval_step(model, L.cross_entropy, mesh=eight)
@@ -174,6 +189,13 @@ def test_eval_pads_to_a_multiple_of_the_devices(eight):
   # 75 examples in batches of 30 -> 32 (a multiple of 8): 32, 32, 11 + 21 padding.
   out, _ = eight
   np.testing.assert_allclose(out["eval_eight"], out["eval_one"], rtol=1e-6)
+
+
+def test_dataset_on_the_devices_is_split_not_replicated(eight):
+  out, _ = eight
+  assert out["split_dtype"] == "uint8" and out["split_shape"] == [88, 8, 8, 1]
+  assert out["split_devices"] == DEVICES and out["split_shard_rows"] == [11]
+  assert out["split_all_gathered"] == []
 
 
 def _params(path):

@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxtrain import ops
+
 
 def torch_uniform(fan_in: int) -> nnx.Initializer:
   """``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``: torch's default for Linear/Conv weights and biases.
@@ -25,13 +27,25 @@ def torch_uniform(fan_in: int) -> nnx.Initializer:
   return init
 
 
-def torch_linear(in_features: int, out_features: int, *, rngs: nnx.Rngs) -> nnx.Linear:
+class Linear(nnx.Linear):
+  """``nnx.Linear`` computed by :func:`jaxtrain.ops.linear`: torch's rounding under autocast.
+
+  The same parameters (``kernel (in, out)``, ``bias (out,)``) and, in float32, the
+  same ``x @ kernel + bias``; under ``jaxtrain.amp``'s bfloat16 / float16 the bias
+  is added before the result is rounded, as torch's kernels do.
+  """
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return ops.linear(x, self.kernel[...], self.bias[...])
+
+
+def torch_linear(in_features: int, out_features: int, *, rngs: nnx.Rngs) -> Linear:
   """``nn.Linear(in_features, out_features)`` with torch's default initialisation.
 
   The kernel is stored ``(in, out)``, the transpose of torch's ``weight``.
   """
   init = torch_uniform(in_features)
-  return nnx.Linear(in_features, out_features, kernel_init=init, bias_init=init, rngs=rngs)
+  return Linear(in_features, out_features, kernel_init=init, bias_init=init, rngs=rngs)
 
 
 def flatten(x: jax.Array) -> jax.Array:

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxtrain.models._util import Linear
 from jaxtrain.models._util import check_features
 from jaxtrain.models._util import flatten
 from jaxtrain.models._util import torch_linear
@@ -67,7 +68,7 @@ class SoftmaxRegression(nnx.Module):
 
   def __init__(self, *, in_features: int = 784, num_classes: int = 10, rngs: nnx.Rngs):
     self.in_features = in_features
-    self.linear = nnx.Linear(
+    self.linear = Linear(
         in_features, num_classes,
         kernel_init=nnx.initializers.normal(stddev=0.01),
         bias_init=nnx.initializers.zeros_init(),

@@ -123,7 +123,8 @@ def _fake_child(results):
   """A ``run_child`` replacement returning ``results[(contender, call number)]``."""
   calls = {}
 
-  def run_child(name, key, steps, repeat, timeout):
+  def run_child(name, key, steps, repeat, timeout, precision="float32"):
+    assert precision == "float32"
     calls[key] = calls.get(key, 0) + 1
     return dict(results[(key, calls[key])])
 

@@ -38,6 +38,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from jaxtrain import parallel
+from jaxtrain.reporting import OutputError
 from jaxtrain.train_step import TrainState
 
 # The names of the two items in each step directory.
@@ -173,11 +174,16 @@ class Checkpointer:
     self.keep = keep
     self.read_only = read_only
     self.asynchronous = asynchronous
+    self._pending: int | None = None  # the epoch of a save that may still be writing
     if read_only:
       if not os.path.isdir(self.directory):
         raise FileNotFoundError(f"no checkpoint directory {self.directory}")
     else:
-      os.makedirs(self.directory, exist_ok=True)
+      try:
+        os.makedirs(self.directory, exist_ok=True)
+      except OSError as e:
+        raise OutputError(f"could not create the checkpoint directory {self.directory}: "
+                          f"{e.strerror or e}") from e
     self._manager = _manager(self.directory, keep=keep, read_only=read_only)
 
   def save(self, epoch: int, state: TrainState, meta: dict[str, Any]) -> None:
@@ -205,6 +211,8 @@ class Checkpointer:
       ValueError: if ``epoch`` is not after the latest saved epoch (orbax would
         silently skip the save otherwise).
       TypeError: if ``meta`` is not JSON-serialisable.
+      OutputError: the write failed (disk full, read-only, no permission), this
+        one or, asynchronously, the previous one; one line naming the epoch.
     """
     if self.read_only:
       raise ValueError(f"cannot save in {self.directory}: the Checkpointer is read-only")
@@ -224,20 +232,44 @@ class Checkpointer:
       json.dumps(meta)
     except TypeError as e:
       raise TypeError(f"meta must be JSON-serialisable: {e}") from e
-    saved = self._manager.save(
-        epoch,
-        args=ocp.args.Composite(**{
-            _STATE: ocp.args.StandardSave(_savable(state)),
-            _META: ocp.args.JsonSave(meta)}),
-    )
+    if self._pending is not None:
+      self.wait()  # the previous save's error, if any, under its own epoch
+    with self._writing(epoch):
+      saved = self._manager.save(
+          epoch,
+          args=ocp.args.Composite(**{
+              _STATE: ocp.args.StandardSave(_savable(state)),
+              _META: ocp.args.JsonSave(meta)}),
+      )
+    self._pending = epoch
     if not self.asynchronous:
       self.wait()
     if not saved:  # Should not happen given the check above; never lose a save silently.
       raise RuntimeError(f"orbax declined to save epoch {epoch} in {self.directory}")
 
   def wait(self) -> None:
-    """Returns once every save is on disk (raises the error of a failed one)."""
-    self._manager.wait_until_finished()
+    """Returns once every save is on disk.
+
+    Raises:
+      OutputError: a save failed (disk full, read-only, no permission): one line
+        naming the epoch and the directory; the checkpoints committed before it
+        are intact.
+    """
+    with self._writing(self._pending):
+      self._manager.wait_until_finished()
+    self._pending = None
+
+  @contextlib.contextmanager
+  def _writing(self, epoch: int | None):
+    """Turns orbax's and tensorstore's write errors into one ``OutputError``."""
+    try:
+      yield
+    except (OSError, ValueError, RuntimeError) as e:
+      if isinstance(e, OutputError) or epoch is None and not isinstance(e, OSError):
+        raise
+      first = " ".join(str(e).split())[:300]
+      raise OutputError(f"could not write the checkpoint of epoch {epoch} in {self.directory}: "
+                        f"{first}") from e
 
   def all_epochs(self) -> list[int]:
     """The saved epochs, in increasing order."""

@@ -3,9 +3,9 @@
   python -m jaxtrain.evaluate --checkpoint runs/cnn [--epoch 7] [--data-dir D]
 
 The checkpoint's meta holds the run's config (``meta["config"]``: the fields of
-``jaxtrain.loop.Config``); the model, optimizer and dataset are rebuilt from it the
-way ``loop.fit`` builds them, the state is restored and the test split evaluated
-with ``loop.evaluate`` (the same batches, so the same numbers ``fit`` reported).
+``jaxtrain.config.Config``); the run is rebuilt from it by ``run.build_run``, as
+``loop.fit`` builds it, the state is restored and the test split evaluated by the
+run's own pipeline (the same batches, so the same numbers ``fit`` reported).
 Prints one line::
 
   checkpoint DIR epoch N: test loss X.XXXX, test acc 0.XXXX (M examples)
@@ -14,31 +14,22 @@ Prints one line::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
 
-from jaxtrain import loop
+from jaxtrain import parallel
 from jaxtrain.checkpoint import Checkpointer
+from jaxtrain.config import Config
 from jaxtrain.data import DatasetNotFoundError, load_dataset
-from jaxtrain.train_step import create_train_state, make_eval_step
+from jaxtrain.run import build_run
 
 _PROG = "python -m jaxtrain.evaluate"
 
 
 class _UsageError(Exception):
   """Bad input: reported as one line on stderr, exit status 2."""
-
-
-def config_from_dict(d: dict) -> loop.Config:
-  """The ``loop.Config`` saved as ``dataclasses.asdict(config)`` (through JSON).
-
-  JSON turns tuples into lists: they become tuples again. Keys that ``Config`` no
-  longer has are ignored (they cannot affect what is rebuilt here); missing ones
-  take their defaults; wrong types raise ``ValueError`` (``loop.config_values``).
-  """
-  return loop.Config(**loop.config_values(d, source="the checkpoint's config",
-                                          allow_unknown=True))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,6 +59,7 @@ def evaluate_checkpoint(directory: str, epoch: int | None = None,
   # A run's folder (python -m jaxtrain.train --out DIR) keeps them in DIR/checkpoints.
   if os.path.isdir(os.path.join(directory, "checkpoints")):
     directory = os.path.join(directory, "checkpoints")
+  mesh = parallel.data_mesh()
   ckpt = Checkpointer(directory, read_only=True)
   try:
     epochs = ckpt.all_epochs()
@@ -77,30 +69,26 @@ def evaluate_checkpoint(directory: str, epoch: int | None = None,
       raise _UsageError(f"the checkpoint of epoch {epoch} in {ckpt.directory} has no config "
                         "in its meta (meta['config'])")
     try:
-      config = config_from_dict(meta["config"])
+      config = Config.from_mapping(meta["config"], source="the checkpoint's config", saved=True)
       if data_dir is not None:
-        config.data_dir = data_dir
-      config.validate()
+        config = dataclasses.replace(config, data_dir=data_dir)
+      config.resolved().validate()
     except (TypeError, ValueError) as e:
       raise _UsageError(f"bad config in the checkpoint's meta: {e}") from e
-
     try:
       data = load_dataset(config.dataset, data_dir=config.data_dir)
     except (DatasetNotFoundError, ValueError) as e:  # e.g. a --data-dir without the data
       raise _UsageError(str(e).splitlines()[0]) from e
-    # Rebuilt as loop.fit builds it: the restore needs the saved structure.
+    # The run rebuilt as loop.fit builds it: the restore needs the saved structure.
     try:
-      model, _, optimizer, _ = loop.build_training(config, data)
+      run = build_run(config, data)
     except ValueError as e:
       raise _UsageError(f"bad config in the checkpoint's meta: {e}") from e
-    state, _ = ckpt.restore(create_train_state(model, optimizer), epoch)
+    state, _ = ckpt.restore(run.initial_state(mesh), epoch)
   finally:
     ckpt.close()
-  eval_step = make_eval_step(model, loop.LOSSES[config.loss], image_max=data.max_value,
-                             precision=config.precision)
-  test = data.test
-  loss, acc = loop.evaluate(eval_step, state, test.images, test.labels, config.eval_batch_size)
-  return epoch, loss, acc, len(test.labels)
+  loss, acc = run.pipeline(mesh).evaluate(state)  # fit's own evaluation
+  return epoch, loss, acc, len(data.test)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,109 +15,28 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
-from flax import nnx
+from flax import nnx, traverse_util
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
-import jaxtrain.losses as L
-import jaxtrain.optim as optim
-from jaxtrain import amp, models, parallel, pipeline
+from jaxtrain import parallel
 from jaxtrain.checkpoint import Checkpointer
-from jaxtrain.data import Dataset, load_dataset, num_batches
+from jaxtrain.config import Config  # noqa: F401  (jaxtrain.loop.Config, as before)
+from jaxtrain.data import Dataset
 from jaxtrain.pipeline import evaluate  # noqa: F401  (jaxtrain.loop.evaluate, as before)
-from jaxtrain.reporting import MODES, Reporter
-from jaxtrain.train_step import NAN_POLICIES, TrainState, create_train_state
+from jaxtrain.reporting import OutputError, Reporter
+from jaxtrain.run import build_run
+from jaxtrain.train_step import TrainState
 
-
-def _nll_of_logits(logits, labels, *, reduction="mean"):
-  # NLLLoss expects log-probabilities: the notes' models end in a Linear layer, so
-  # this is nn.LogSoftmax followed by nn.NLLLoss (equal to cross_entropy).
-  return L.nll_loss(jax.nn.log_softmax(logits, axis=-1), labels, reduction=reduction)
-
-
-# Losses that take (logits, class indices).
-LOSSES: dict[str, Callable] = {
-    "cross_entropy": L.cross_entropy,
-    "nll_loss": _nll_of_logits,
-    "multi_margin_loss": L.multi_margin_loss,
-}
-
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
-SCHEDULES = ("none", "step", "multistep", "exponential", "cosine")
-MODELS = ("cnn", "mlp", "rnn", "softmax_regression")
-
-
-@dataclasses.dataclass
-class Config:
-  """A training run. The defaults are the notes' recipe, tuned for the offline dataset.
-
-  The recipe of 000_dc5555055295abc4.txt: the CIFAR-10 CNN, cross entropy, SGD,
-  StepLR(step_size=5, gamma=0.1) stepped once per epoch, batch 64 with drop_last,
-  20 epochs. One change: SGD(lr=0.05, momentum=0.9) instead of SGD(lr=0.01).
-  The digits' 1,437 training images make 22 updates an epoch (CIFAR-10's make 781),
-  and with lr 0.01 the notes' recipe stays at chance (10.6% test accuracy, measured)
-  before StepLR cuts the rate; momentum 0.9 is the notes' own optimizer example
-  (``optim.SGD(model.parameters(), lr=0.01, momentum=0.9)``). ``lr=0.01,
-  momentum=0`` runs the notes' recipe unchanged.
-  """
-
-  model: str = "cnn"
-  dataset: str = "digits"
-  data_dir: str | None = None
-  loss: str = "cross_entropy"
-  reduction: str = "mean"
-  optimizer: str = "sgd"
-  lr: float = 0.05
-  momentum: float = 0.9
-  weight_decay: float = 0.0
-  nesterov: bool = False
-  betas: tuple[float, float] = (0.9, 0.999)
-  schedule: str = "step"
-  step_size: int = 5
-  gamma: float = 0.1
-  milestones: tuple[int, ...] = (10, 15)
-  t_max: int = 20
-  schedule_per: str = "epoch"  # 'batch' reproduces the notes' per-batch scheduler.step()
-  epochs: int = 20
-  batch_size: int = 64
-  seed: int = 0
-  scan_epoch: bool = False
-  # Where the dataset lives while training: 'device' (put there once, split over
-  # the devices), 'host' (batches prefetched), or 'auto' (the device if it fits).
-  data_placement: str = "auto"
-  # torch.autocast's mixed precision: 'float32', 'bf16' or 'fp16' (with GradScaler).
-  precision: str = "float32"
-  eval_batch_size: int = 500
-  out_dir: str | None = None  # config.json, metrics, curves.png, TensorBoard, checkpoints
-  keep: int = 3  # checkpoints kept (the last ones)
-  progress: str = "bar"  # 'bar' | 'lines' | 'quiet' | 'json'
-  # What a NaN or infinite loss or gradient does: 'stop' raises NonFiniteError at
-  # the end of the epoch, without checkpointing it; 'skip' drops that update.
-  nan_policy: str = "stop"
-
-  def validate(self) -> None:
-    """Raises ``ValueError`` naming the first field with a bad value."""
-    choices = {"model": MODELS, "loss": tuple(LOSSES), "reduction": ("mean", "sum"),
-               "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "schedule_per": ("epoch", "batch"),
-               "progress": MODES, "nan_policy": NAN_POLICIES,
-               "data_placement": pipeline.PLACEMENTS, "precision": tuple(amp.PRECISIONS)}
-    for name, allowed in choices.items():
-      value = getattr(self, name)
-      if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not valid; expected one of {', '.join(allowed)}")
-    for name in ("epochs", "batch_size", "step_size", "t_max", "eval_batch_size", "keep"):
-      value = getattr(self, name)
-      if not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if not self.lr >= 0:
-      raise ValueError(f"lr must be non-negative, got {self.lr}")
+# What a run folder holds; --overwrite deletes these, and only these.
+RUN_FILES = ("config.json", "metrics.jsonl", "metrics.csv", "curves.png", "tensorboard",
+             "checkpoints", "params.npz")
 
 
 @dataclasses.dataclass
@@ -150,118 +69,6 @@ class NonFiniteError(FloatingPointError):
     super().__init__(message)
     self.epoch, self.step, self.batch = epoch, step, batch
     self.last_checkpoint = last_checkpoint
-
-
-def _field_value(name: str, value, source: str):
-  """``value`` for Config field ``name``, or ValueError naming it and the expected type."""
-  default = getattr(Config(), name)
-  if value is None and default is None:  # the optional folders
-    return value
-  if isinstance(default, bool):
-    ok = isinstance(value, bool)
-  elif isinstance(default, float):
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-  elif isinstance(default, int):
-    ok = isinstance(value, int) and not isinstance(value, bool)
-  elif isinstance(default, tuple):
-    ok = isinstance(value, (list, tuple)) and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-    value = tuple(value) if ok else value
-  else:  # str, or None for the optional folders
-    ok = isinstance(value, str)
-  if not ok:
-    expected = type(default).__name__ if default is not None else "str"
-    raise ValueError(f"{source}: {name} must be a {expected}, got {value!r}")
-  return value
-
-
-def config_values(raw: Mapping, *, source: str, allow_unknown: bool) -> dict:
-  """Checked ``Config`` field values from a mapping: a TOML file, a saved config.json.
-
-  Keys may use dashes as the flags do; JSON's lists become the tuples ``Config``
-  holds. A wrong type raises ``ValueError`` naming ``source``, the key and the
-  expected type; so does an unknown key unless ``allow_unknown`` (a run saved by
-  an older jaxtrain may hold keys ``Config`` no longer has).
-  """
-  fields = {f.name for f in dataclasses.fields(Config)}
-  values = {}
-  for key, value in raw.items():
-    name = key.replace("-", "_")
-    if name not in fields:
-      if allow_unknown:
-        continue
-      raise ValueError(f"{source}: unknown key {key!r}; known keys: {', '.join(sorted(fields))}")
-    values[name] = _field_value(name, value, source)
-  return values
-
-
-def build_model(name: str, data: Dataset, seed: int) -> nnx.Module:
-  """The model ``name`` sized for ``data``'s images and classes."""
-  h, w, c = data.image_shape
-  rngs = nnx.Rngs(seed)
-  k = data.num_classes
-  if name == "cnn":
-    # Three 2x2 poolings floor the side as torch's MaxPool2d does (28 -> 14 -> 7 -> 3).
-    if h != w or h < 8:
-      raise ValueError(f"model='cnn' needs square images of at least 8x8, got {h}x{w}")
-    return models.CNN(in_channels=c, image_size=h, num_classes=k, rngs=rngs)
-  if name == "mlp":
-    return models.MLP(in_features=h * w * c, num_classes=k, rngs=rngs)
-  if name == "rnn":  # the image's rows are the sequence, as in 001_42dfbdd5dad21a82.txt
-    return models.RNNClassifier(input_size=w * c, num_classes=k, rngs=rngs)
-  if name == "softmax_regression":
-    return models.SoftmaxRegression(in_features=h * w * c, num_classes=k, rngs=rngs)
-  raise ValueError(f"model={name!r} is not valid; expected one of {', '.join(MODELS)}")
-
-
-def build_schedule(config: Config, steps_per_epoch: int) -> float | optax.Schedule:
-  """The learning rate: a float, or a torch scheduler as an optax schedule."""
-  per = steps_per_epoch if config.schedule_per == "epoch" else 1
-  if config.schedule == "none":
-    return config.lr
-  if config.schedule == "step":
-    return optim.step_lr(config.lr, config.step_size, config.gamma, steps_per_epoch=per)
-  if config.schedule == "multistep":
-    return optim.multistep_lr(config.lr, config.milestones, config.gamma, steps_per_epoch=per)
-  if config.schedule == "exponential":
-    return optim.exponential_lr(config.lr, config.gamma, steps_per_epoch=per)
-  return optim.cosine_annealing_lr(config.lr, config.t_max, steps_per_epoch=per)
-
-
-def build_optimizer(config: Config, lr) -> optax.GradientTransformation:
-  """``config.optimizer`` with the hyper-parameters of ``config`` that it takes."""
-  wd = config.weight_decay
-  if config.optimizer == "sgd":
-    return optim.sgd(lr, momentum=config.momentum, weight_decay=wd, nesterov=config.nesterov)
-  if config.optimizer == "adam":
-    return optim.adam(lr, betas=config.betas, weight_decay=wd)
-  if config.optimizer == "adamw":
-    return optim.adamw(lr, betas=config.betas, weight_decay=wd)
-  if config.optimizer == "rmsprop":
-    return optim.rmsprop(lr, momentum=config.momentum, weight_decay=wd)
-  return optim.adagrad(lr, weight_decay=wd)
-
-
-def build_training(config: Config, data: Dataset):
-  """``(model, lr, optimizer, steps_per_epoch)`` of a run: what ``fit`` trains with.
-
-  A checkpoint restores only into this structure (a schedule's count is part of
-  the optimizer's state), so evaluation rebuilds a run with this function too.
-  """
-  n = len(data.train.labels)
-  steps = num_batches(n, config.batch_size, drop_last=True)
-  if steps == 0:
-    raise ValueError(
-        f"batch_size={config.batch_size} is larger than the {n} training examples of "
-        f"{config.dataset!r} (batches drop the last partial batch)"
-    )
-  model = build_model(config.model, data, config.seed)
-  lr = build_schedule(config, steps)
-  optimizer = build_optimizer(config, lr)
-  if config.precision == "fp16":
-    # torch's AMP recipe: float16 autocast with a GradScaler at its defaults.
-    optimizer = optim.grad_scaler(optimizer)
-  return model, lr, optimizer, steps
 
 
 def fit(config: Config, *, log: Callable[[str], None] | None = None, data: Dataset | None = None,
@@ -302,40 +109,38 @@ def fit(config: Config, *, log: Callable[[str], None] | None = None, data: Datas
     ValueError: for a bad ``config``, or a ``batch_size`` that does not divide by
       the device count.
   """
-  config.validate()
+  run = build_run(config, data)  # the config resolved and validated
+  config = run.config
   if resume and not config.out_dir:
     raise ValueError("resume needs out_dir: the folder of the run to continue")
   mesh = parallel.data_mesh() if mesh is None else mesh
   parallel.check_batch_size(config.batch_size, mesh)
   main = parallel.is_main_process()
-  data = data if data is not None else load_dataset(config.dataset, data_dir=config.data_dir)
-  model, lr, optimizer, steps = build_training(config, data)
-  placement = pipeline.choose_placement(config.data_placement, data, mesh,
-                                        scan_epoch=config.scan_epoch)
-  state = create_train_state(model, optimizer, mesh=mesh)
-  results: list[EpochResult] = []
   checkpoints = None
   if config.out_dir and main:
+    if not resume:
+      _claim_run_folder(config.out_dir, overwrite=config.overwrite)
     # Asynchronous: a save returns once the state is copied to the host, and orbax
     # writes (and atomically commits) it while the next epoch trains.
     checkpoints = Checkpointer(os.path.join(config.out_dir, "checkpoints"), keep=config.keep,
                                asynchronous=True)
+  state, results = run.initial_state(mesh), []
   if resume:
     state, results = _resume(config, state, checkpoints)
-  programs = pipeline.Programs(model, LOSSES[config.loss], optimizer, config.reduction,
-                               config.nan_policy, config.precision)
-  feed = pipeline.Pipeline(data, programs, placement=placement, mesh=mesh,
-                           batch_size=config.batch_size, eval_batch_size=config.eval_batch_size,
-                           seed=config.seed, scan_epoch=config.scan_epoch)
+    if config.epochs < len(results):
+      raise ValueError(f"epochs={config.epochs}: the run in {config.out_dir} has trained "
+                       f"{len(results)} epochs already; epochs can only extend it")
+  feed = run.pipeline(mesh)
+  steps = run.steps_per_epoch
 
   # Other processes print nothing and write nothing.
   reporter = Reporter(out_dir=config.out_dir if main else None,
                       mode="quiet" if log or not main else config.progress,
-                      epochs=config.epochs, config=dataclasses.asdict(config), history=results)
+                      epochs=config.epochs, config=config.to_dict(), history=results)
   try:
     for epoch in range(len(results), config.epochs):
       start = time.perf_counter()
-      lr_now = float(jax.device_get(lr(state.step)) if callable(lr) else lr)
+      lr_now = float(jax.device_get(run.lr(state.step)) if callable(run.lr) else run.lr)
       with reporter.epoch_bar(epoch + 1, steps, config.batch_size) as bar:
         progress = (lambda n, loss: bar.update(n, loss=loss)) if bar.active else None
         state, t, flags = feed.train_epoch(state, epoch, progress)
@@ -357,19 +162,50 @@ def fit(config: Config, *, log: Callable[[str], None] | None = None, data: Datas
       results.append(result)
       if checkpoints:  # first: whatever happens next, this epoch is being kept
         checkpoints.save(epoch + 1, state, meta={
-            "config": dataclasses.asdict(config), "epoch": epoch + 1,
+            "config": config.to_dict(), "epoch": epoch + 1,
             "history": [dataclasses.asdict(r) for r in results]})
       line = format_epoch(result, config.epochs)
       reporter.end_epoch(result, line=line)
       if log and main:
         log(line)
   finally:
-    reporter.close()
-    if checkpoints:
-      checkpoints.close()  # waits for the last write
+    try:
+      reporter.close()
+    finally:
+      if checkpoints:
+        checkpoints.close()  # waits for the last write
   if config.out_dir and main:
     save_params(state, os.path.join(config.out_dir, "params.npz"))
   return state, results
+
+
+def _claim_run_folder(out_dir: str, *, overwrite: bool) -> None:
+  """Makes ``out_dir`` a new run's folder, never touching a run (or anything) already there.
+
+  Raises:
+    ValueError: ``out_dir`` holds a run and ``overwrite`` is false, or holds other files.
+    OutputError: ``out_dir`` cannot be created or written.
+  """
+  if os.path.isdir(out_dir) and os.listdir(out_dir):
+    ours = [name for name in os.listdir(out_dir) if name in RUN_FILES]
+    if ours and not overwrite:
+      raise ValueError(
+          f"out_dir={out_dir!r} already holds a run ({', '.join(sorted(ours))}): continue it "
+          f"with --resume {out_dir}, or pass --overwrite to replace it; nothing was changed")
+    if not ours:
+      raise ValueError(f"out_dir={out_dir!r} is not empty and holds no run: choose a new or an "
+                       "empty folder; nothing was changed")
+    for name in ours:  # overwrite: the old run's files, and only those
+      path = os.path.join(out_dir, name)
+      shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+  try:
+    os.makedirs(out_dir, exist_ok=True)
+    probe = os.path.join(out_dir, ".jaxtrain-write-test")
+    with open(probe, "w"):
+      pass
+    os.remove(probe)
+  except OSError as e:
+    raise OutputError(f"cannot write the run folder {out_dir}: {e.strerror or e}") from e
 
 
 def _resume(config: Config, state: TrainState,
@@ -434,12 +270,21 @@ def _raise_nonfinite(config: Config, epoch: int, steps: int, first: int, bad: in
 
 
 def save_params(state: TrainState, path: str) -> None:
-  """The parameters as ``.npz``, one array per path (``'fc1/kernel'``), readable without jax."""
-  flat = {"/".join(str(getattr(k, "key", k)) for k in key): np.asarray(v)
-          for key, v in jax.tree_util.tree_leaves_with_path(state.params)}
+  """The parameters as ``.npz``, one array per layer path (``'fc1/kernel'``), readable without jax.
+
+  Raises:
+    OutputError: the file cannot be written (the checkpoints hold the same parameters).
+  """
+  flat = traverse_util.flatten_dict(nnx.to_pure_dict(parallel.process_local(state.params)),
+                                    sep="/")
   tmp = path + ".tmp.npz"
-  np.savez(tmp, **flat)
-  os.replace(tmp, path)  # atomic: a reader never sees half a file
+  try:
+    np.savez(tmp, **{key: np.asarray(value) for key, value in flat.items()})
+    os.replace(tmp, path)  # atomic: a reader never sees half a file
+  except OSError as e:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise OutputError(f"could not write {path}: {e.strerror or e}") from e
 
 
 def format_epoch(r: EpochResult, epochs: int) -> str:

@@ -48,6 +48,10 @@ from typing import Any
 
 MODES = ("bar", "lines", "quiet", "json")
 
+
+class OutputError(OSError):
+  """A run's output could not be written (disk full, read-only, no permission); one line."""
+
 # The fields of ``jaxtrain.loop.EpochResult``, in its order (the CSV's columns).
 FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
           "running_loss", "seconds")

@@ -4,10 +4,11 @@ With no flags it runs the recipe of 000_dc5555055295abc4.txt (the CNN, cross
 entropy, SGD with momentum, StepLR(5, 0.1) per epoch, batch 64, 20 epochs) on
 scikit-learn's handwritten digits, which work offline, shows a progress bar and
 one line per epoch, and writes the run to ``runs/<model>-<dataset>-<time>``.
-Settings come from the defaults, then a TOML file (``--config``), then flags.
-Every flag's default is shown by ``--help``. Bad input ends with a one-line message
-and exit status 2, not a traceback; a NaN or infinite loss or gradient under
-``--nan-policy stop`` ends with a one-line message and exit status 3.
+Settings come from the defaults, then a TOML file (``--config``), then flags;
+every flag is a field of ``jaxtrain.config.Config``, and ``--help`` shows each
+one's default. Exit status: 2 for bad input (one line, no traceback), 3 when a
+NaN or infinite loss or gradient stops the run (``--nan-policy stop``), 4 when
+an output cannot be written (disk full, read-only), 130 on Ctrl-C.
 
 It trains data-parallel on every device (``jaxtrain.parallel``). On several hosts,
 the same command runs on each with ``--coordinator-address``, ``--num-processes``
@@ -25,8 +26,13 @@ import logging
 import os
 import sys
 import tomllib
+import typing
 
-from jaxtrain import amp, loop, parallel, pipeline
+from jaxtrain import choices, config as config_lib, loop, parallel
+from jaxtrain.config import Config
+from jaxtrain.reporting import OutputError
+
+PROG = "python -m jaxtrain.train"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,82 +40,71 @@ class _Parser(argparse.ArgumentParser):
     self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def _default_text(field: dataclasses.Field) -> str:
+  """What --help says a field defaults to (per optimizer or schedule where it belongs to one)."""
+  for registry, what in ((choices.OPTIMIZERS, "optimizer"), (choices.SCHEDULES, "schedule")):
+    owners = {name: c.defaults()[field.name] for name, c in registry.items()
+              if field.name in c.options}
+    if owners:
+      shown = ", ".join(f"{name} {' '.join(map(str, v)) if isinstance(v, tuple) else v}"
+                        for name, v in owners.items())
+      others = "" if len(owners) == len(registry) else "; not taken by the others"
+      return f"per {what}: {shown}{others}"
+  if field.default is None or field.default is False:
+    return ""
+  return str(field.default)
+
+
+def _add_option(group, field: dataclasses.Field) -> None:
+  """``field``'s flag, derived from its declaration in ``Config``."""
+  meta = field.metadata
+  kind = config_lib._base_type(field)
+  default = _default_text(field)
+  help_text = meta["help"] + (f" (default: {default})" if default else "")
+  kw: dict = dict(dest=field.name, help=help_text)
+  if kind is bool:
+    kw.update(action="store_true")
+  elif typing.get_origin(kind) is tuple:
+    args = typing.get_args(kind)
+    kw.update(type=args[0], nargs="+" if Ellipsis in args else len(args),
+              metavar=field.name.upper())
+  else:
+    kw.update(type=kind)
+    if meta["choices"] is not None:
+      kw.update(choices=tuple(meta["choices"]))
+  group.add_argument("--" + config_lib.flag_name(field), **kw)
+
+
 def parser() -> argparse.ArgumentParser:
-  d = loop.Config()
-  p = _Parser(
-      prog="python -m jaxtrain.train",
-      description="Train a model of the notes with torch's semantics, compiled by XLA.",
-      formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-  )
-  g = p.add_argument_group("model and data")
-  g.add_argument("--model", choices=loop.MODELS, default=d.model, help="the network")
-  g.add_argument("--dataset", default=d.dataset,
-                 help="digits (offline, scikit-learn), mnist, fashion_mnist, cifar10 "
-                      "(tensorflow-datasets, prepared in --data-dir), synthetic")
-  g.add_argument("--data-dir", default=d.data_dir, help="where tfds datasets are prepared")
-  g = p.add_argument_group("loss")
-  g.add_argument("--loss", choices=tuple(loop.LOSSES), default=d.loss,
-                 help="a jaxtrain.losses function of (logits, class indices)")
-  g.add_argument("--reduction", choices=("mean", "sum"), default=d.reduction,
-                 help="'sum' scales the gradient by the batch size")
-  g = p.add_argument_group("optimizer (torch.optim's arguments)")
-  g.add_argument("--optimizer", choices=loop.OPTIMIZERS, default=d.optimizer,
-                 help="a jaxtrain.optim optimizer")
-  g.add_argument("--lr", type=float, default=d.lr,
-                 help="learning rate (the notes' recipe uses 0.01 with --momentum 0)")
-  g.add_argument("--momentum", type=float, default=d.momentum, help="sgd, rmsprop")
-  g.add_argument("--weight-decay", type=float, default=d.weight_decay,
-                 help="L2 penalty (decoupled for adamw)")
-  g.add_argument("--nesterov", action="store_true", help="sgd")
-  g.add_argument("--betas", type=float, nargs=2, default=d.betas, metavar=("B1", "B2"),
-                 help="adam, adamw")
-  g = p.add_argument_group("learning-rate schedule (torch.optim.lr_scheduler)")
-  g.add_argument("--schedule", choices=loop.SCHEDULES, default=d.schedule,
-                 help="StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, or none")
-  g.add_argument("--step-size", type=int, default=d.step_size, help="step")
-  g.add_argument("--gamma", type=float, default=d.gamma, help="step, multistep, exponential")
-  g.add_argument("--milestones", type=int, nargs="+", default=d.milestones, help="multistep")
-  g.add_argument("--t-max", type=int, default=d.t_max, help="cosine")
-  g.add_argument("--schedule-per", choices=("epoch", "batch"), default=d.schedule_per,
-                 help="when scheduler.step() runs; 'batch' reproduces the notes' mistake")
-  g = p.add_argument_group("loop")
-  g.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training set")
-  g.add_argument("--batch-size", type=int, default=d.batch_size,
-                 help="examples per update; the last partial batch is dropped")
-  g.add_argument("--seed", type=int, default=d.seed,
-                 help="initialisation and data order (a function of seed and epoch)")
-  g.add_argument("--scan-epoch", action="store_true",
-                 help="run each epoch as one compiled program (data on the device)")
-  g.add_argument("--data-placement", choices=pipeline.PLACEMENTS, default=d.data_placement,
-                 help="where the dataset lives while training: device (put there once, split "
-                      "over the devices), host (batches prefetched), auto (the device if it "
-                      "fits in half its free memory)")
-  g.add_argument("--precision", choices=tuple(amp.PRECISIONS), default=d.precision,
-                 help="torch.autocast mixed precision: convolutions and matmuls in bf16 or fp16 "
-                      "(fp16 with torch's GradScaler), parameters and losses in float32")
-  g.add_argument("--nan-policy", choices=("stop", "skip"), default=d.nan_policy,
-                 help="on a NaN/inf loss or gradient: stop (exit 3, the last good epoch stays "
-                      "checkpointed) or skip the update and count it")
-  g = p.add_argument_group("output")
-  g.add_argument("--out", dest="out_dir", default=None,
-                 help="the run's folder (default: runs/<model>-<dataset>-<date-time>)")
-  g.add_argument("--keep", type=int, default=d.keep, help="checkpoints kept, the last ones")
-  g.add_argument("--progress", choices=loop.MODES, default=d.progress,
-                 help="bar: progress bar and a line per epoch; lines; quiet; json: a JSON "
-                      "object per epoch")
-  g.add_argument("--config", metavar="FILE", default=None,
-                 help="a TOML file of settings (keys as the flags, e.g. lr = 0.1); flags win")
-  g.add_argument("--resume", metavar="DIR", default=None,
-                 help="continue the run in DIR from its last checkpoint, with its saved settings")
+  """The command line: ``Config``'s fields as flags, then the run's and the hosts' flags.
+
+  Flags that are not given are absent from the parsed namespace (``SUPPRESS``):
+  the defaults come from ``Config``, so a flag given can be told from a default.
+  """
+  p = _Parser(prog=PROG, argument_default=argparse.SUPPRESS,
+              description="Train a model of the notes with torch's semantics, compiled by XLA.")
+  groups = {name: p.add_argument_group(name) for name in config_lib.GROUPS}
+  for field in dataclasses.fields(Config):
+    _add_option(groups[field.metadata["group"]], field)
+  out = groups[config_lib.GROUPS[-1]]
+  out.add_argument("--config", metavar="FILE",
+                   help="a TOML file of settings (keys: the flags' names, e.g. lr = 0.1, "
+                        "batch-size = 32); flags win")
+  out.add_argument("--resume", metavar="DIR",
+                   help="continue the run in DIR from its last checkpoint, with its saved "
+                        "settings; only --epochs (to extend it) and the flags that change "
+                        "nothing trained (" + ", ".join(
+                            "--" + config_lib.flag_name(f) for f in dataclasses.fields(Config)
+                            if f.metadata["on_resume"] and f.name != "epochs") + ") may be given")
   g = p.add_argument_group(
       "several processes (hosts)",
       "Every device of every process trains; --batch-size is the global batch and must divide "
       "by the device count. Run the same command on each host with these.")
-  g.add_argument("--coordinator-address", metavar="HOST:PORT", default=None,
+  g.add_argument("--coordinator-address", metavar="HOST:PORT",
                  help=f"process 0's address and a free port; else ${parallel.ENV_COORDINATOR}")
-  g.add_argument("--num-processes", type=int, default=None, metavar="N",
+  g.add_argument("--num-processes", type=int, metavar="N",
                  help=f"how many processes; else ${parallel.ENV_NUM_PROCESSES}")
-  g.add_argument("--process-id", type=int, default=None, metavar="I",
+  g.add_argument("--process-id", type=int, metavar="I",
                  help="this process, 0 to N-1 (0 prints and writes the run); else "
                       f"${parallel.ENV_PROCESS_ID}")
   g.add_argument("--distributed", action="store_true",
@@ -118,8 +113,8 @@ def parser() -> argparse.ArgumentParser:
   return p
 
 
-def read_config_file(path: str) -> dict:
-  """The settings of a TOML file, checked: unknown keys and wrong types raise ValueError."""
+def read_config_file(path: str) -> Config:
+  """The settings of a TOML file over the defaults, checked: unknown keys and wrong types raise."""
   try:
     with open(path, "rb") as f:
       raw = tomllib.load(f)
@@ -127,70 +122,102 @@ def read_config_file(path: str) -> dict:
     raise ValueError(f"config file {path!r} does not exist") from None
   except tomllib.TOMLDecodeError as e:
     raise ValueError(f"config file {path!r} is not valid TOML: {e}") from None
-  return loop.config_values(raw, source=f"config file {path!r}", allow_unknown=False)
+  return Config.from_mapping(raw, source=f"config file {path!r}")
 
 
-def config_from_args(argv=None) -> tuple[loop.Config, bool]:
-  """The run's Config from flags (and ``--config``), and whether to resume it."""
-  p = parser()
-  args = p.parse_args(argv)
-  if args.resume:
-    path = os.path.join(args.resume, "config.json")
-    if not os.path.exists(path):
+def _given(args: argparse.Namespace) -> dict:
+  """The ``Config`` options given as flags (tuples for the list-valued ones)."""
+  fields = {f.name for f in dataclasses.fields(Config)}
+  return {k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items() if k in fields}
+
+
+def config_from_args(argv=None) -> tuple[Config, bool]:
+  """The run's ``Config`` from flags (and ``--config``, or the run ``--resume`` names), and
+  whether to resume it."""
+  args = parser().parse_args(argv)
+  given = _given(args)
+  if getattr(args, "resume", None):
+    if not os.path.exists(os.path.join(args.resume, "config.json")):
       raise ValueError(f"--resume {args.resume!r}: no run there (no config.json)")
-    with open(path) as f:
-      saved = json.load(f)
-    values = loop.config_values(saved, source=path, allow_unknown=True)
-    values.update(out_dir=args.resume, progress=args.progress)
-    return loop.Config(**values), True
-  if args.config:
-    p.set_defaults(**read_config_file(args.config))
-    args = p.parse_args(argv)
-  fields = {f.name for f in dataclasses.fields(loop.Config)}
-  values = {k: v for k, v in vars(args).items() if k in fields}  # not the per-process flags
-  values["betas"], values["milestones"] = tuple(values["betas"]), tuple(values["milestones"])
-  if values["out_dir"] is None:
+    for flag, name in (("--config", "config"), ("--out", "out_dir")):
+      if getattr(args, name, None) is not None and (name != "out_dir" or given.get(name)):
+        raise ValueError(f"--resume {args.resume!r} continues the run there with its saved "
+                         f"settings: leave out {flag}")
+    return _resumed_config(args.resume, given), True
+  base = read_config_file(args.config) if getattr(args, "config", None) else Config()
+  config = dataclasses.replace(base, **given)
+  if config.out_dir is None:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    values["out_dir"] = os.path.join("runs", f"{values['model']}-{values['dataset']}-{stamp}")
-  return loop.Config(**values), False
+    config.out_dir = os.path.join("runs", f"{config.model}-{config.dataset}-{stamp}")
+  return config, False
+
+
+def _resumed_config(directory: str, given: dict) -> Config:
+  """The saved config of the run in ``directory``, with the flags ``--resume`` allows."""
+  path = os.path.join(directory, "config.json")
+  if not os.path.exists(path):
+    raise ValueError(f"--resume {directory!r}: no run there (no config.json)")
+  with open(path) as f:
+    saved = Config.from_mapping(json.load(f), source=path, saved=True)
+  fields = {f.name: f for f in dataclasses.fields(Config)}
+  refused = [name for name, value in given.items()
+             if not fields[name].metadata["on_resume"] and value != getattr(saved, name)]
+  if refused:
+    flags = ", ".join(f"--{config_lib.flag_name(fields[n])} (the run's: "
+                      f"{getattr(saved, n)!r})" for n in refused)
+    raise ValueError(f"--resume {directory!r} continues the run with its own settings; "
+                     f"{flags} cannot change now (start a new run to change "
+                     f"{'them' if len(refused) > 1 else 'it'})")
+  return dataclasses.replace(saved, out_dir=directory, **given)
 
 
 def initialize_from_args(argv=None) -> bool:
   """Joins the multi-process run the flags (or environment) describe (``parallel.initialize``)."""
   args = parser().parse_args(argv)
-  return parallel.initialize(args.coordinator_address, args.num_processes, args.process_id,
-                             auto=args.distributed)
+  return parallel.initialize(getattr(args, "coordinator_address", None),
+                             getattr(args, "num_processes", None),
+                             getattr(args, "process_id", None),
+                             auto=getattr(args, "distributed", False))
+
+
+def _one_line(error: BaseException) -> str:
+  return " ".join(str(error).split())
 
 
 def main(argv=None) -> int:
-  # tfds logs a warning through absl for every dataset folder it inspects; the
-  # outcome (data found, or DatasetNotFoundError) is what the user needs to see.
-  logging.getLogger("absl").setLevel(logging.ERROR)
+  # tfds logs a warning through absl for every dataset folder it inspects, and orbax
+  # logs a traceback for a failed asynchronous write that it also raises: the
+  # outcome (one line below) is what the user needs to see.
+  logging.getLogger("absl").setLevel(logging.CRITICAL)
   from jaxtrain.data import DatasetNotFoundError
 
+  config, resume = None, False
   try:
     config, resume = config_from_args(argv)
     try:  # first: before anything touches JAX's devices
       initialize_from_args(argv)
     except RuntimeError as e:  # JAX's: e.g. no coordinator answered in time
       raise ValueError(f"could not join the multi-process run: {e}") from e
-    talk = config.progress in ("bar", "lines") and parallel.is_main_process()
+    shown = config.resolved()
+    talk = shown.progress in ("bar", "lines") and parallel.is_main_process()
     if talk:
-      print(f"jaxtrain: {config.model} on {config.dataset}, {config.loss}, {config.optimizer} "
-            f"lr {config.lr}, schedule {config.schedule} per {config.schedule_per}, "
-            f"batch {config.batch_size}, {config.epochs} epochs"
-            + (f", resuming {config.out_dir}" if resume else ""), flush=True)
+      print(f"jaxtrain: {shown.model} on {shown.dataset}, {shown.loss}, {shown.optimizer} "
+            f"lr {shown.lr}, schedule {shown.schedule} per {shown.schedule_per}, "
+            f"batch {shown.batch_size}, {shown.epochs} epochs"
+            + (f", resuming {shown.out_dir}" if resume else ""), flush=True)
     _, results = loop.fit(config, resume=resume)
+  except OutputError as e:
+    print(f"{PROG}: error: {_one_line(e)}; {_kept(config)}", file=sys.stderr)
+    return 4
   except (ValueError, TypeError, FileNotFoundError, DatasetNotFoundError) as e:
-    message = " ".join(str(e).split())  # one line, whatever the exception's text
-    print(f"python -m jaxtrain.train: error: {message}", file=sys.stderr)
+    print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
     return 2
   except loop.NonFiniteError as e:
     # Exit 3, not 2: the input was valid, the training diverged.
-    print(f"python -m jaxtrain.train: error: {' '.join(str(e).split())}", file=sys.stderr)
+    print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
     return 3
   except KeyboardInterrupt:
-    print("python -m jaxtrain.train: interrupted; the last finished epoch is checkpointed "
+    print(f"{PROG}: interrupted; the last finished epoch is checkpointed "
           "(continue with --resume)", file=sys.stderr)
     return 130
   if talk and results:
@@ -199,6 +226,24 @@ def main(argv=None) -> int:
     print(f"final: test acc {last.test_acc:.4f} (best {best.test_acc:.4f} at epoch {best.epoch}), "
           f"train loss {last.train_loss:.4f}; run saved in {config.out_dir}")
   return 0
+
+
+def _kept(config: Config | None) -> str:
+  """What a run that could not write an output still has on disk."""
+  from jaxtrain.checkpoint import Checkpointer  # noqa: PLC0415
+
+  directory = os.path.join(config.out_dir, "checkpoints") if config and config.out_dir else None
+  if directory is None or not os.path.isdir(directory):
+    return "no checkpoint was written"
+  try:
+    with Checkpointer(directory, read_only=True) as ckpt:
+      latest = ckpt.latest_epoch()
+  except (OSError, ValueError):
+    latest = None
+  if latest is None:
+    return "no checkpoint was committed"
+  return (f"kept: the checkpoint of epoch {latest} in {directory} (continue with "
+          f"--resume {config.out_dir} once there is space)")
 
 
 if __name__ == "__main__":

@@ -120,11 +120,11 @@ CLI = [
      "--resume '{tmp}/nowhere': no run there (no config.json)"),
     ("missing tfds dataset", ["--dataset", "mnist", "--data-dir", "{tmp}/data"], "mnist"),
     ("config: unknown key", "learning_rate = 0.1\n",
-     "unknown key 'learning_rate'; known keys: batch_size"),
+     "unknown key 'learning_rate'; known keys: batch-size"),
     ("config: wrong type", 'epochs = "ten"\n', "epochs must be a int, got 'ten'"),
     ("config: bad nan_policy", 'nan_policy = "ignore"\n',
      "nan_policy='ignore' is not valid; expected one of stop, skip"),
-    ("config: list of strings", 'betas = ["a", "b"]\n', "betas must be a tuple, got ['a', 'b']"),
+    ("config: list of strings", 'betas = ["a", "b"]\n', "betas must be a list of floats, got ['a', 'b']"),
     ("config: bool for a float", "lr = true\n", "lr must be a float, got True"),
 ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -223,9 +224,10 @@ def test_evaluate_help_shows_defaults(capsys):
   assert "(default: None)" in out
 
 
-def test_config_from_dict_restores_tuples():
-  config = loop.Config(milestones=(3, 6), betas=(0.8, 0.9))
-  d = dataclasses.asdict(config)
-  d = {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}  # as JSON returns it
-  d["removed_field"] = 1
-  assert evaluate.config_from_dict(d) == config
+def test_saved_config_restores_tuples_and_drops_what_does_not_apply():
+  config = loop.Config(optimizer="adam", schedule="multistep", milestones=(3, 6),
+                       betas=(0.8, 0.9)).resolved()
+  saved = json.loads(json.dumps(config.to_dict()))  # as a run's config.json holds it
+  saved["removed_field"] = 1  # a key an older jaxtrain wrote
+  saved["momentum"] = 0.9  # older versions saved every option, whatever the optimizer
+  assert loop.Config.from_mapping(saved, source="config.json", saved=True) == config

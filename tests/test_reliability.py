@@ -18,7 +18,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxtrain import loop, train
+from jaxtrain import loop, parallel, train
+from jaxtrain.run import build_run
 from jaxtrain.checkpoint import Checkpointer
 from jaxtrain.data import epoch_permutation, load_dataset, to_float
 from jaxtrain.data.dataset import Dataset, Split
@@ -229,9 +230,7 @@ def test_nan_policy_stop_names_the_step_and_keeps_the_last_good_checkpoint(
   # Epoch 2 was not checkpointed, nor reported; epoch 1's checkpoint is intact.
   with Checkpointer(tmp_path / "run" / "checkpoints", read_only=True) as ckpt:
     assert ckpt.all_epochs() == [1]
-    state, _ = ckpt.restore(loop.create_train_state(
-        loop.build_model("softmax_regression", digits, 0),
-        loop.build_optimizer(config, loop.build_schedule(config, steps))))
+    state, _ = ckpt.restore(build_run(config, digits).initial_state(parallel.data_mesh()))
   assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(state.params))
   lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
   assert [json.loads(line)["epoch"] for line in lines] == [1]

@@ -267,7 +267,7 @@ class Checkpointer:
     except (OSError, ValueError, RuntimeError) as e:
       if isinstance(e, OutputError) or epoch is None and not isinstance(e, OSError):
         raise
-      first = " ".join(str(e).split())[:300]
+      first = " ".join(str(e).split())
       raise OutputError(f"could not write the checkpoint of epoch {epoch} in {self.directory}: "
                         f"{first}") from e
 

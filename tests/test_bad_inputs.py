@@ -104,6 +104,20 @@ MODELS = [
      "(input_size=28), got shape (4, 28, 28, 3)"),
     ("regression net wrong features", lambda: REG(jnp.zeros((4, 3))),
      "RegressionNet: x must have shape (N, 10) (in_features=10), got shape (4, 3)"),
+    ("cnn zero channels", lambda: models.CNN(in_channels=0, rngs=nnx.Rngs(0)),
+     "CNN: in_channels must be a positive integer, got 0"),
+    ("cnn float image size", lambda: models.CNN(image_size=32.0, rngs=nnx.Rngs(0)),
+     "CNN: image_size must be a positive integer, got 32.0"),
+    ("mlp zero hidden", lambda: models.MLP(hidden=0, rngs=nnx.Rngs(0)),
+     "MLP: hidden must be a positive integer, got 0"),
+    ("rnn negative hidden", lambda: models.RNNClassifier(hidden_size=-1, rngs=nnx.Rngs(0)),
+     "RNNClassifier: hidden_size must be a positive integer, got -1"),
+    ("softmax regression no classes", lambda: models.SoftmaxRegression(num_classes=0,
+                                                                       rngs=nnx.Rngs(0)),
+     "SoftmaxRegression: num_classes must be a positive integer, got 0"),
+    ("regression net bool features", lambda: models.RegressionNet(in_features=True,
+                                                                  rngs=nnx.Rngs(0)),
+     "RegressionNet: in_features must be a positive integer, got True"),
 ]
 
 # (id, argv or TOML text, message fragment): every one exits 2 with one line.

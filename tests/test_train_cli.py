@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 
@@ -209,3 +210,140 @@ def test_run_folder_and_tensorboard(tmp_path, capsys):
 
   assert evaluate.main(["--checkpoint", str(out)]) == 0
   assert f"test acc {rows[-1]['test_acc']:.4f}" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------- the run folder, as a user meets it
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUICK = ["--model", "softmax_regression", "--epochs", "2", "--progress", "lines"]
+
+
+def _cli(*argv, timeout=300):
+  """``python -m jaxtrain.train ARGV`` in a fresh process."""
+  env = {**os.environ, "PYTHONPATH": REPO}
+  return subprocess.run([sys.executable, "-m", "jaxtrain.train", *argv], env=env,
+                        capture_output=True, text=True, timeout=timeout)
+
+
+def _snapshot(folder):
+  """Every file under ``folder``: its bytes and its modification time."""
+  return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+          for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _one_line_error(proc, code):
+  assert proc.returncode == code, (proc.returncode, proc.stderr)
+  assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+  return proc.stderr
+
+
+def test_a_run_folder_is_never_touched_by_a_new_run(tmp_path):
+  out = tmp_path / "run"
+  assert _cli(*QUICK, "--out", str(out)).returncode == 0
+  before = _snapshot(out)
+  again = _cli(*QUICK, "--out", str(out))
+  err = _one_line_error(again, 2)
+  assert "already holds a run" in err and f"--resume {out}" in err and "--overwrite" in err
+  assert "epoch 1/" not in again.stdout  # refused at once, nothing trained
+  assert _snapshot(out) == before  # not a byte, not a timestamp
+  # A folder of other files is not a run folder either.
+  (tmp_path / "mine").mkdir()
+  (tmp_path / "mine" / "notes.txt").write_text("keep me")
+  err = _one_line_error(_cli(*QUICK, "--out", str(tmp_path / "mine")), 2)
+  assert "is not empty and holds no run" in err
+  assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+  # --overwrite replaces the run, as asked.
+  replaced = _cli(*QUICK, "--out", str(out), "--overwrite", "--seed", "1")
+  assert replaced.returncode == 0, replaced.stderr
+  assert json.loads((out / "config.json").read_text())["seed"] == 1
+  assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_resume_with_more_epochs_extends_the_run_as_one_longer_run(tmp_path):
+  # StepLR(step_size=1, gamma=0.5) per epoch: the resumed third epoch continues the
+  # schedule (torch: get_last_lr() [0.05, 0.025, 0.0125]) and the parameters equal a
+  # 3-epoch run's bit for bit.
+  schedule = ["--step-size", "1", "--gamma", "0.5"]
+  short, whole = tmp_path / "short", tmp_path / "whole"
+  assert _cli(*QUICK, *schedule, "--out", str(short)).returncode == 0
+  assert _cli(*QUICK, *schedule, "--out", str(whole), "--epochs", "3").returncode == 0
+  extended = _cli("--resume", str(short), "--epochs", "3", "--progress", "lines")
+  assert extended.returncode == 0, extended.stderr
+  assert "epoch 3/3" in extended.stdout and "epoch 1/" not in extended.stdout
+  rows = [json.loads(line) for line in (short / "metrics.jsonl").read_text().splitlines()]
+  np.testing.assert_allclose([r["lr"] for r in rows], [0.05, 0.025, 0.0125], rtol=1e-6)
+  with np.load(short / "params.npz") as a, np.load(whole / "params.npz") as b:
+    assert sorted(a.files) == sorted(b.files) == ["linear/bias", "linear/kernel"]
+    for key in a.files:
+      np.testing.assert_array_equal(a[key], b[key])
+  assert json.loads((short / "config.json").read_text())["epochs"] == 3
+
+
+def test_resume_refuses_flags_that_would_change_what_was_trained(tmp_path):
+  out = tmp_path / "run"
+  assert _cli(*QUICK, "--out", str(out)).returncode == 0
+  before = _snapshot(out)
+  err = _one_line_error(_cli("--resume", str(out), "--lr", "0.1", "--batch-size", "32"), 2)
+  assert "--lr (the run's: 0.05), --batch-size (the run's: 64) cannot change now" in err
+  err = _one_line_error(_cli("--resume", str(out), "--epochs", "1"), 2)
+  assert "epochs=1: the run in" in err and "has trained 2 epochs already" in err
+  err = _one_line_error(_cli("--resume", str(out), "--config", str(tmp_path / "x.toml")), 2)
+  assert "leave out --config" in err
+  assert _snapshot(out) == before
+  # The run's own values, and the flags that change nothing trained, are accepted.
+  same = _cli("--resume", str(out), "--lr", "0.05", "--progress", "quiet", "--keep", "5")
+  assert same.returncode == 0, same.stderr
+
+
+def _tmpfs(path, size: str) -> bool:
+  """Mounts a tmpfs of ``size`` (``-o ro`` too if ``size`` says so) at ``path``: a real full
+  (or read-only) filesystem. False where this machine does not allow mounting."""
+  path.mkdir(parents=True, exist_ok=True)
+  return subprocess.run(["mount", "-t", "tmpfs", "-o", size, "tmpfs", str(path)],
+                        capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def mount_point(tmp_path):
+  path = tmp_path / "fs"
+  yield path
+  subprocess.run(["umount", str(path)], capture_output=True)
+
+
+def test_a_full_disk_during_a_checkpoint_is_one_line(mount_point, capsys, monkeypatch):
+  # The first checkpoint (about 70 KB) does not fit in 48 KB: orbax's asynchronous write
+  # fails with ENOSPC. One line, exit 4, nothing of orbax's logging; nothing committed.
+  if _tmpfs(mount_point, "size=48k"):
+    proc = _cli(*QUICK, "--out", str(mount_point / "run"))
+    code, err = proc.returncode, proc.stderr
+  else:  # no mount here: the same error, raised where orbax raises it
+    import orbax.checkpoint as ocp
+
+    def full(self, *args, **kwargs):
+      raise ValueError("RESOURCE_EXHAUSTED: Failed writing: No space left on device "
+                       "[os_error_code='28']")
+
+    monkeypatch.setattr(ocp.CheckpointManager, "wait_until_finished", full)
+    code = train.main(QUICK + ["--out", str(mount_point / "run")])
+    err = capsys.readouterr().err
+  assert code == 4, err
+  assert err.count("\n") == 1 and "Traceback" not in err, err
+  assert "could not write the checkpoint of epoch 1 in" in err and "No space left" in err
+  assert "no checkpoint was committed" in err
+
+
+def test_an_unwritable_out_folder_is_one_line(mount_point, capsys, monkeypatch):
+  if _tmpfs(mount_point, "size=1m,ro"):
+    proc = _cli(*QUICK, "--out", str(mount_point / "run"))
+    code, err = proc.returncode, proc.stderr
+    assert "Read-only file system" in err
+  else:  # no mount here: the error the kernel gives, where the run folder is made
+    def read_only(path, *args, **kwargs):
+      raise OSError(30, "Read-only file system", path)
+
+    monkeypatch.setattr(os, "makedirs", read_only)
+    code = train.main(QUICK + ["--out", str(mount_point / "run")])
+    err = capsys.readouterr().err
+  assert code == 4, err
+  assert err.count("\n") == 1 and "Traceback" not in err, err
+  assert f"cannot write the run folder {mount_point / 'run'}" in err

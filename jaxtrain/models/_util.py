@@ -11,6 +11,17 @@ from flax import nnx
 from jaxtrain import ops
 
 
+def check_sizes(model: str, **sizes) -> None:
+  """Raises ``ValueError`` naming the first size that is not a positive integer.
+
+  A model built with ``in_channels=0`` would otherwise fail later, far from the
+  cause (a division by zero in the initialiser, an empty matmul).
+  """
+  for name, value in sizes.items():
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+      raise ValueError(f"{model}: {name} must be a positive integer, got {value!r}")
+
+
 def torch_uniform(fan_in: int) -> nnx.Initializer:
   """``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``: torch's default for Linear/Conv weights and biases.
 

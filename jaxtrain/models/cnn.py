@@ -6,6 +6,7 @@ import jax
 from flax import nnx
 
 from jaxtrain import ops
+from jaxtrain.models._util import check_sizes
 from jaxtrain.models._util import flatten
 from jaxtrain.models._util import torch_linear
 from jaxtrain.models._util import torch_uniform
@@ -24,6 +25,8 @@ class Conv2d(nnx.Module):
 
   def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *,
                padding: ops.Padding = 0, rngs: nnx.Rngs):
+    check_sizes("Conv2d", in_channels=in_channels, out_channels=out_channels,
+                kernel_size=kernel_size)
     # torch's default: weights and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
     # fan_in = C_in * k * k.
     init = torch_uniform(in_channels * kernel_size * kernel_size)
@@ -71,6 +74,7 @@ class CNN(nnx.Module):
 
   def __init__(self, *, in_channels: int = 3, image_size: int = 32, num_classes: int = 10,
                rngs: nnx.Rngs):
+    check_sizes("CNN", in_channels=in_channels, image_size=image_size, num_classes=num_classes)
     if image_size < 8:
       raise ValueError(f"CNN needs images of at least 8x8 (three 2x2 poolings), got image_size={image_size}")
     self.image_size = image_size

@@ -8,6 +8,7 @@ from flax import nnx
 
 from jaxtrain.models._util import Linear
 from jaxtrain.models._util import check_features
+from jaxtrain.models._util import check_sizes
 from jaxtrain.models._util import flatten
 from jaxtrain.models._util import torch_linear
 
@@ -28,6 +29,7 @@ class RegressionNet(nnx.Module):
   """
 
   def __init__(self, *, in_features: int = 10, hidden: int = 5, rngs: nnx.Rngs):
+    check_sizes("RegressionNet", in_features=in_features, hidden=hidden)
     self.in_features = in_features
     self.linear1 = torch_linear(in_features, hidden, rngs=rngs)
     self.linear2 = torch_linear(hidden, 1, rngs=rngs)
@@ -67,6 +69,7 @@ class SoftmaxRegression(nnx.Module):
   """
 
   def __init__(self, *, in_features: int = 784, num_classes: int = 10, rngs: nnx.Rngs):
+    check_sizes("SoftmaxRegression", in_features=in_features, num_classes=num_classes)
     self.in_features = in_features
     self.linear = Linear(
         in_features, num_classes,

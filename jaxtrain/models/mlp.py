@@ -6,6 +6,7 @@ import jax
 from flax import nnx
 
 from jaxtrain.models._util import check_features
+from jaxtrain.models._util import check_sizes
 from jaxtrain.models._util import flatten
 from jaxtrain.models._util import torch_linear
 
@@ -35,6 +36,7 @@ class MLP(nnx.Module):
 
   def __init__(self, *, in_features: int = 784, hidden: int = 256, num_classes: int = 10,
                rngs: nnx.Rngs):
+    check_sizes("MLP", in_features=in_features, hidden=hidden, num_classes=num_classes)
     self.in_features = in_features
     self.hidden = torch_linear(in_features, hidden, rngs=rngs)
     self.output = torch_linear(hidden, num_classes, rngs=rngs)

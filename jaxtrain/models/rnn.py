@@ -7,6 +7,7 @@ import jax.numpy as jnp
 from jax import lax
 from flax import nnx
 
+from jaxtrain.models._util import check_sizes
 from jaxtrain.models._util import torch_linear
 from jaxtrain.models._util import torch_uniform
 
@@ -43,6 +44,8 @@ class RNNClassifier(nnx.Module):
 
   def __init__(self, *, input_size: int = 28, hidden_size: int = 128, num_classes: int = 10,
                rngs: nnx.Rngs):
+    check_sizes("RNNClassifier", input_size=input_size, hidden_size=hidden_size,
+                num_classes=num_classes)
     init = torch_uniform(hidden_size)  # torch: every RNN weight and bias U(-1/sqrt(H), 1/sqrt(H))
     self.input_size = input_size
     self.weight_ih = nnx.Param(init(rngs.params(), (input_size, hidden_size)))

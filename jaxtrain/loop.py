@@ -32,7 +32,9 @@ from jaxtrain import amp, models, parallel, pipeline
 from jaxtrain.checkpoint import Checkpointer
 from jaxtrain.data import Dataset, load_dataset, num_batches
 from jaxtrain.pipeline import evaluate  # noqa: F401  (jaxtrain.loop.evaluate, as before)
-from jaxtrain.reporting import MODES, Reporter
+# EpochResult and format_epoch are declared in reporting; jaxtrain.loop.EpochResult and
+# jaxtrain.loop.format_epoch stay importable as before.
+from jaxtrain.reporting import MODES, EpochResult, Reporter, format_epoch
 from jaxtrain.train_step import NAN_POLICIES, TrainState, create_train_state
 
 
@@ -118,21 +120,6 @@ class Config:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if not self.lr >= 0:
       raise ValueError(f"lr must be non-negative, got {self.lr}")
-
-
-@dataclasses.dataclass
-class EpochResult:
-  """What one epoch reports; ``train_loss`` is the mean over examples."""
-
-  epoch: int
-  lr: float
-  train_loss: float
-  train_acc: float
-  test_loss: float
-  test_acc: float
-  running_loss: float
-  seconds: float
-  skipped: int = 0  # updates skipped for a non-finite loss or gradient (nan_policy='skip')
 
 
 class NonFiniteError(FloatingPointError):
@@ -440,11 +427,3 @@ def save_params(state: TrainState, path: str) -> None:
   tmp = path + ".tmp.npz"
   np.savez(tmp, **flat)
   os.replace(tmp, path)  # atomic: a reader never sees half a file
-
-
-def format_epoch(r: EpochResult, epochs: int) -> str:
-  width = len(str(epochs))
-  return (f"epoch {r.epoch:{width}d}/{epochs}  lr {r.lr:.2e}  loss {r.train_loss:.4f}  "
-          f"train acc {r.train_acc:.4f}  test acc {r.test_acc:.4f}  "
-          f"running_loss {r.running_loss:.4f}  ({r.seconds:.1f}s)"
-          + (f"  skipped {r.skipped}" if r.skipped else ""))

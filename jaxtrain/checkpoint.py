@@ -182,8 +182,7 @@ class Checkpointer:
       try:
         os.makedirs(self.directory, exist_ok=True)
       except OSError as e:
-        raise OutputError(f"could not create the checkpoint directory {self.directory}: "
-                          f"{e.strerror or e}") from e
+        raise OutputError(self.directory, e) from e
     self._manager = _manager(self.directory, keep=keep, read_only=read_only)
 
   def save(self, epoch: int, state: TrainState, meta: dict[str, Any]) -> None:
@@ -261,15 +260,18 @@ class Checkpointer:
 
   @contextlib.contextmanager
   def _writing(self, epoch: int | None):
-    """Turns orbax's and tensorstore's write errors into one ``OutputError``."""
+    """Turns orbax's and tensorstore's write errors into one ``OutputError`` naming the epoch."""
     try:
       yield
+    except OutputError:
+      raise
     except (OSError, ValueError, RuntimeError) as e:
-      if isinstance(e, OutputError) or epoch is None and not isinstance(e, OSError):
+      if epoch is None and not isinstance(e, OSError):
         raise
-      first = " ".join(str(e).split())
-      raise OutputError(f"could not write the checkpoint of epoch {epoch} in {self.directory}: "
-                        f"{first}") from e
+      # tensorstore reports a full disk as ValueError('RESOURCE_EXHAUSTED: ... No space
+      # left on device'): one line of it, under the epoch's checkpoint folder.
+      error = e if isinstance(e, OSError) else OSError(None, " ".join(str(e).split()))
+      raise OutputError(os.path.join(self.directory, str(epoch)), error) from e
 
   def all_epochs(self) -> list[int]:
     """The saved epochs, in increasing order."""

@@ -30,28 +30,15 @@ from jaxtrain.checkpoint import Checkpointer
 from jaxtrain.config import Config  # noqa: F401  (jaxtrain.loop.Config, as before)
 from jaxtrain.data import Dataset
 from jaxtrain.pipeline import evaluate  # noqa: F401  (jaxtrain.loop.evaluate, as before)
-from jaxtrain.reporting import OutputError, Reporter
+# EpochResult and format_epoch are declared in reporting; jaxtrain.loop.EpochResult and
+# jaxtrain.loop.format_epoch stay importable as before.
+from jaxtrain.reporting import EpochResult, OutputError, Reporter, format_epoch
 from jaxtrain.run import build_run
 from jaxtrain.train_step import TrainState
 
 # What a run folder holds; --overwrite deletes these, and only these.
 RUN_FILES = ("config.json", "metrics.jsonl", "metrics.csv", "curves.png", "tensorboard",
              "checkpoints", "params.npz")
-
-
-@dataclasses.dataclass
-class EpochResult:
-  """What one epoch reports; ``train_loss`` is the mean over examples."""
-
-  epoch: int
-  lr: float
-  train_loss: float
-  train_acc: float
-  test_loss: float
-  test_acc: float
-  running_loss: float
-  seconds: float
-  skipped: int = 0  # updates skipped for a non-finite loss or gradient (nan_policy='skip')
 
 
 class NonFiniteError(FloatingPointError):
@@ -205,7 +192,7 @@ def _claim_run_folder(out_dir: str, *, overwrite: bool) -> None:
       pass
     os.remove(probe)
   except OSError as e:
-    raise OutputError(f"cannot write the run folder {out_dir}: {e.strerror or e}") from e
+    raise OutputError(out_dir, e) from e
 
 
 def _resume(config: Config, state: TrainState,
@@ -284,12 +271,4 @@ def save_params(state: TrainState, path: str) -> None:
   except OSError as e:
     if os.path.exists(tmp):
       os.remove(tmp)
-    raise OutputError(f"could not write {path}: {e.strerror or e}") from e
-
-
-def format_epoch(r: EpochResult, epochs: int) -> str:
-  width = len(str(epochs))
-  return (f"epoch {r.epoch:{width}d}/{epochs}  lr {r.lr:.2e}  loss {r.train_loss:.4f}  "
-          f"train acc {r.train_acc:.4f}  test acc {r.test_acc:.4f}  "
-          f"running_loss {r.running_loss:.4f}  ({r.seconds:.1f}s)"
-          + (f"  skipped {r.skipped}" if r.skipped else ""))
+    raise OutputError(path, e) from e

@@ -1,4 +1,8 @@
-"""Tests of jaxtrain.reporting: printed output per mode, run files, TensorBoard, curves."""
+"""Tests of jaxtrain.reporting: printed output per mode, run files, TensorBoard, curves, fan-out.
+
+Failures of the outputs (a full disk) are tested in test_reporting_failures.py;
+the progress bar on terminals and pipes in test_reporting_console.py.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,16 @@ import dataclasses
 import io
 import json
 import os
-import struct
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from jaxtrain import reporting
-from jaxtrain.reporting import COLUMNS, TAGS, Reporter, plot_curves, read_scalars
-from jaxtrain.loop import EpochResult  # what fit() hands the reporter
+from jaxtrain import loop, reporting
+from jaxtrain.reporting import COLUMNS, TAGS, EpochResult, Reporter, plot_curves, read_scalars
+from jaxtrain.reporting.files import OutputError
+from jaxtrain.reporting.record import as_result
+from jaxtrain.reporting.writer import MultiWriter, Writer
 
 CONFIG = {"model": "cnn", "dataset": "digits", "loss": "cross_entropy", "optimizer": "sgd",
           "lr": 0.05, "betas": (0.9, 0.999), "data_dir": None}
@@ -29,9 +34,16 @@ def fake_results(n=3):
           for e in range(1, n + 1)]
 
 
-def run(mode, out_dir=None, results=None, bar=True):
+class Terminal(io.StringIO):
+  """A stream that says it is a terminal, as sys.stdout does in a shell."""
+
+  def isatty(self):
+    return True
+
+
+def run(mode, out_dir=None, results=None, bar=True, stream=None):
   """Runs a Reporter over the fake epochs; returns (reporter, printed text)."""
-  stream = io.StringIO()
+  stream = io.StringIO() if stream is None else stream
   results = fake_results() if results is None else results
   with Reporter(out_dir=out_dir, mode=mode, epochs=len(results), config=CONFIG,
                 stream=stream) as rep:
@@ -140,13 +152,6 @@ def test_read_scalars_truncated_and_corrupt(run_dir, tmp_path):
     read_scalars(tmp_path, check_crc=False)
 
 
-def test_masked_crc_matches_tensorboardx():
-  from tensorboardX.record_writer import masked_crc32c
-
-  for data in (b"", b"abc", struct.pack("<Q", 12345)):
-    assert reporting._masked_crc32c(data) == masked_crc32c(data)
-
-
 def test_mode_json():
   _, text = run("json")
   lines = text.splitlines()
@@ -176,7 +181,7 @@ def test_mode_lines_default_format():
 
 
 def test_mode_bar():
-  _, text = run("bar")
+  _, text = run("bar", stream=Terminal())  # off a terminal: test_reporting_console.py
   for e in (1, 2, 3):
     assert f"summary of epoch {e}\n" in text
   assert "epoch 1/3" in text  # the bar's description
@@ -186,8 +191,9 @@ def test_mode_bar():
 
 
 def test_bar_postfix_shows_the_loss():
-  rep = Reporter(out_dir=None, mode="bar", epochs=1, stream=io.StringIO())
+  rep = Reporter(out_dir=None, mode="bar", epochs=1, stream=Terminal())
   with rep.epoch_bar(1, num_batches=3, batch_size=2) as bar:
+    assert bar.active
     bar.update(loss=1.23456)
     bar.update(2)  # no loss: the last one stays
     assert bar._bar.postfix == "loss=1.2346"
@@ -236,3 +242,84 @@ def test_plot_curves_edge_cases(tmp_path):
   assert matplotlib.image.imread(tmp_path / "one.png").shape == (630, 960, 4)
   plot_curves([], tmp_path / "empty.png")
   assert (tmp_path / "empty.png").exists()
+
+
+# The epoch record, declared once.
+
+
+def test_the_record_is_declared_once():
+  # The loop's names are the reporting package's objects, not copies that can drift.
+  assert loop.EpochResult is EpochResult
+  assert loop.format_epoch is reporting.format_epoch
+  assert COLUMNS == tuple(f.name for f in dataclasses.fields(EpochResult))
+  assert set(TAGS.values()) == set(COLUMNS) - {"epoch"}
+
+
+def test_default_line_names_skipped_updates():
+  # The default line is format_epoch's, which ends in "skipped N" when updates were skipped.
+  stream = io.StringIO()
+  with Reporter(out_dir=None, mode="lines", epochs=5, stream=stream) as rep:
+    rep.end_epoch(dict(epoch=2, lr=0.1, train_loss=0.5, train_acc=0.8, test_loss=0.6,
+                       test_acc=0.75, running_loss=11.0, seconds=1.25, skipped=3))
+  assert stream.getvalue() == ("epoch 2/5  lr 1.00e-01  loss 0.5000  train acc 0.8000  "
+                               "test acc 0.7500  running_loss 11.0000  (1.2s)  skipped 3\n")
+
+
+def test_as_result_converts_to_python_numbers():
+  r = as_result(dict(epoch=np.int64(2), lr=np.float32(0.5), train_loss=1, train_acc=0.5,
+                     test_loss=1.0, test_acc=0.5, running_loss=3.0, seconds=1.0))
+  assert r == EpochResult(2, 0.5, 1.0, 0.5, 1.0, 0.5, 3.0, 1.0, skipped=0)
+  assert [type(getattr(r, f)) for f in COLUMNS] == [int] + [float] * 7 + [int]
+
+
+# The fan-out.
+
+
+class Recording(Writer):
+  """A writer that records its calls; ``fail`` makes write_epoch raise that error."""
+
+  def __init__(self, name, calls, fail=None):
+    self.name, self.calls, self.fail = name, calls, fail
+
+  def start(self, history):
+    self.calls.append((self.name, "start", len(history)))
+
+  def write_epoch(self, result, line):
+    self.calls.append((self.name, "write", result.epoch))
+    if self.fail is not None:
+      raise self.fail
+
+  def close(self):
+    self.calls.append((self.name, "close"))
+
+
+def test_multi_writer_keeps_writing_past_a_failed_writer():
+  calls = []
+  full = OutputError("run/metrics.jsonl", OSError(28, "No space left on device"))
+  writers = MultiWriter([Recording("a", calls), Recording("b", calls, fail=full),
+                         Recording("c", calls)])
+  writers.start([])
+  r1, r2 = (EpochResult(e, 0.1, 1.0, 0.5, 1.0, 0.5, 2.0, 1.0) for e in (1, 2))
+  with pytest.raises(OutputError) as error:
+    writers.write_epoch(r1, "line")
+  assert error.value is full
+  # Every writer got epoch 1; the failed one was closed at once and is left out afterwards,
+  # so the failure is reported once.
+  assert calls == [("a", "start", 0), ("b", "start", 0), ("c", "start", 0),
+                   ("a", "write", 1), ("b", "write", 1), ("b", "close"), ("c", "write", 1)]
+  calls.clear()
+  writers.write_epoch(r2, "line")
+  writers.close()
+  assert calls == [("a", "write", 2), ("c", "write", 2), ("a", "close"), ("c", "close")]
+
+
+def test_multi_writer_raises_the_first_of_several_failures():
+  calls = []
+  first, second = OSError(28, "first"), ValueError("second")
+  writers = MultiWriter([Recording("a", calls, fail=first), Recording("b", calls, fail=second)])
+  with pytest.raises(OSError) as error:
+    writers.write_epoch(EpochResult(1, 0.1, 1.0, 0.5, 1.0, 0.5, 2.0, 1.0), "line")
+  assert error.value is first
+  assert error.value.__notes__ == ["also: ValueError: second"]
+  writers.close()
+  assert ("a", "close") in calls and ("b", "close") in calls

@@ -328,7 +328,8 @@ def test_a_full_disk_during_a_checkpoint_is_one_line(mount_point, capsys, monkey
     err = capsys.readouterr().err
   assert code == 4, err
   assert err.count("\n") == 1 and "Traceback" not in err, err
-  assert "could not write the checkpoint of epoch 1 in" in err and "No space left" in err
+  assert f"could not write {mount_point / 'run' / 'checkpoints' / '1'}: " in err
+  assert "No space left" in err
   assert "no checkpoint was committed" in err
 
 
@@ -336,7 +337,6 @@ def test_an_unwritable_out_folder_is_one_line(mount_point, capsys, monkeypatch):
   if _tmpfs(mount_point, "size=1m,ro"):
     proc = _cli(*QUICK, "--out", str(mount_point / "run"))
     code, err = proc.returncode, proc.stderr
-    assert "Read-only file system" in err
   else:  # no mount here: the error the kernel gives, where the run folder is made
     def read_only(path, *args, **kwargs):
       raise OSError(30, "Read-only file system", path)
@@ -346,4 +346,4 @@ def test_an_unwritable_out_folder_is_one_line(mount_point, capsys, monkeypatch):
     err = capsys.readouterr().err
   assert code == 4, err
   assert err.count("\n") == 1 and "Traceback" not in err, err
-  assert f"cannot write the run folder {mount_point / 'run'}" in err
+  assert f"could not write {mount_point / 'run'}: [Errno 30] Read-only file system" in err

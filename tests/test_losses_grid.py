@@ -337,8 +337,8 @@ def test_edge_class_matches_torch(case):
     eager = [None] * len(accepted)
     if case.cls.startswith(_JIT_CLASSES) or case.name == "ctc_loss":  # an eager scan: slow
       results = _values_and_vjps(case, tuple(accepted), grad)(jargs, cots)
-      if case.cls.startswith(_EAGER_CLASSES):
-        eager = [case.call(L, r)(*jargs) for r in accepted]
+      if case.cls.startswith(_EAGER_CLASSES):  # the checks do not depend on the reduction
+        eager[0] = case.call(L, accepted[0])(*jargs)
     else:
       results = _values_and_vjps(case, tuple(accepted), grad, jit=False)(jargs, cots)
   deviation = DEVIATIONS.get(key)

@@ -13,6 +13,7 @@ Reference for every case: torch 2.13.0 ``torch.nn.functional.<name>``.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import itertools
 import zlib
 from collections.abc import Callable
@@ -119,7 +120,7 @@ def regression_cases():
   for shape, r in itertools.product([(6,), (4, 3), (2, 3, 4)], REDUCTIONS):
     rng = rng_for("gauss", shape, r)
     x, y = normal(rng, shape), normal(rng, shape)
-    var_shapes = {"same": shape, "rows": shape[:-1], "one": shape[:-1] + (1,)}
+    var_shapes = {_NC2: shape, "rows": shape[:-1], "one": shape[:-1] + (1,)}
     for tag, vshape in var_shapes.items():
       var = uniform(rng, vshape, 0.05, 2.0)
       for full in (False, True):
@@ -284,3 +285,273 @@ def ranking_cases():
 
 def by_id(cases):
   return {"argvalues": cases, "ids": [c.id for c in cases]}
+
+
+# ------------------------------------------------------------------- edge-class grid
+#
+# Whole classes of input, for every loss, from one spec per loss. A ``Spec`` says how
+# to call the loss (options, which arguments are floating, which one is the target,
+# which ones torch differentiates) and how its arrays are laid out; ``edge_cases()``
+# derives every class from it, so a new loss gets them all by adding a Spec:
+#
+# * ``nan@ARG``, ``inf@ARG``, ``-inf@ARG``: the value put in one entry (the first) of
+#   each floating argument, the others as in the batch form;
+# * ``empty``: a batch of 0 samples; ``scalar``: every array 0-d;
+# * ``target1``: an unbatched input with a target of shape (1,);
+# * ``target:DTYPE``: the target in the other dtypes torch might take: int64 for a
+#   floating target, uint8 for class indices (int32 and uint8 for ctc_loss), and bool;
+# * ``float16``, ``bfloat16``, ``float64``: every floating argument in that dtype;
+# * ``float16@ARG``: one floating argument in float16, the others float32 (mixed).
+#
+# each run for every reduction the loss takes. Where torch 2.13.0 raises, jaxtrain must
+# raise too (tests/test_losses_grid.py keeps the list); elsewhere its value and
+# gradients must be torch's.
+
+N_EDGE, C_EDGE = 3, 4  # batch and class (or feature) sizes of the 'batch' form
+EDGE_FORMS = ("batch", "empty", "scalar", "target1")
+SPECIAL_VALUES = {"nan": np.nan, "inf": np.inf, "-inf": -np.inf}
+HALF_DTYPES = ("float16", "bfloat16")
+
+# Values of each kind of array (numpy float32 unless said).
+_FLOAT_KINDS = {
+    "normal": lambda rng, s: normal(rng, s),
+    "logit": lambda rng, s: normal(rng, s, 2.0),
+    "prob": lambda rng, s: uniform(rng, s, 0.05, 0.95),
+    "unit": lambda rng, s: uniform(rng, s),
+    "y01": lambda rng, s: (rng.uniform(size=s) < 0.5).astype(np.float32),
+    "sign": lambda rng, s: signs(rng, s),
+    "positive": lambda rng, s: uniform(rng, s, 0.2, 2.0),
+    "count": lambda rng, s: rng.integers(0, 6, s).astype(np.float32),
+    "count1": lambda rng, s: rng.integers(1, 6, s).astype(np.float32),
+    "dist": lambda rng, s: np.abs(normal(rng, s, 1.5)),
+    "logprob": lambda rng, s: log_softmax(normal(rng, s), -1) if len(s) else np.float32(0.0),
+    "probs": lambda rng, s: np.exp(log_softmax(normal(rng, s), -1)) if len(s) else np.float32(1.0),
+}
+
+
+def _class_indices(rng, shape, num_classes):
+  t = np.asarray(rng.integers(0, num_classes, shape), np.int64)
+  t.reshape(-1)[:1] = 0  # the first sample's class is 0: a special weight[0] matters
+  return t
+
+
+def _class_lists(rng, shape):
+  """multilabel_margin_loss targets: each row's classes, then -1 (row 0 lists class 0)."""
+  t = np.full(shape, -1, np.int64)
+  rows = t.reshape(-1, shape[-1]) if len(shape) else t.reshape(1, 1)
+  for i, row in enumerate(rows):
+    k = min(1 + i % 3, row.size)
+    row[:k] = rng.choice(row.size, k, replace=False)
+    row[0] = 0 if i == 0 else row[0]
+  return t
+
+
+def _shape(code, form):
+  """The shape of an argument of shape code "NC" (N, C), "N" (N,) or "C" (C,) in ``form``.
+
+  'target1' is the unbatched form (``Spec.build`` makes the target (1,)); 'scalar'
+  makes every array 0-d but a per-class one, which has the one class (1,).
+  """
+  n = {"batch": N_EDGE, "empty": 0}.get(form)
+  if form == "scalar":
+    return (1,) if code == "C" else ()
+  if form == "target1":
+    return {"NC": (C_EDGE,), "N": (), "C": (C_EDGE,)}[code]
+  return {"NC": (n, C_EDGE), "N": (n,), "C": (C_EDGE,)}[code]
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+  """One loss call of the edge grid (see above)."""
+
+  name: str
+  kinds: tuple  # per positional/array_kw argument: a _FLOAT_KINDS key, "class" or "lists"
+  shapes: tuple  # per argument: "NC", "N" or "C" (see _shape); () for ctc_loss
+  kw: dict = dataclasses.field(default_factory=dict)
+  array_kw: tuple = ()
+  grad: tuple = (0,)  # floating arguments torch differentiates
+  target: int | None = 1
+  reductions: tuple = REDUCTIONS
+  tag: str = ""
+
+  @property
+  def key(self) -> str:
+    opts = [f"{k}={v}" for k, v in self.kw.items()] + list(self.array_kw)
+    return f"{self.name}({','.join(opts)}{';' + self.tag if self.tag else ''})"
+
+  @property
+  def floats(self) -> tuple:
+    return tuple(i for i, k in enumerate(self.kinds) if k in _FLOAT_KINDS)
+
+  @property
+  def arg_names(self) -> tuple:
+    """The arguments' names (torch's): the positional parameters, then ``array_kw``."""
+    params = list(inspect.signature(getattr(L, self.name)).parameters)
+    return tuple(params[: len(self.kinds) - len(self.array_kw)]) + self.array_kw
+
+  def build(self, form: str) -> list:
+    """The arrays of ``form`` ('batch', 'empty', 'scalar', 'target1')."""
+    rng = rng_for("edge", self.key, form)
+    if not self.shapes:
+      return _ctc_arrays(rng, form)
+    shapes = [_shape(code, form) for code in self.shapes]
+    if form == "target1":
+      shapes[self.target] = (1,)
+    num_classes = shapes[0][-1] if shapes[0] else 1
+    out = []
+    for kind, shape in zip(self.kinds, shapes):
+      if kind == "class":
+        out.append(_class_indices(rng, shape, num_classes))
+      elif kind == "lists":
+        out.append(_class_lists(rng, shape))
+      else:
+        out.append(np.asarray(_FLOAT_KINDS[kind](rng, shape), np.float32))
+    return out
+
+
+def _ctc_arrays(rng, form):
+  """log_probs (T, N, C), padded targets (N, S), input and target lengths (N,)."""
+  T, C = 5, C_EDGE
+  if form == "target1":  # unbatched: (T, C) log_probs, a target of one label
+    return [log_softmax(normal(rng, (T, C)), -1), np.array([2]), np.array(T), np.array(1)]
+  if form == "scalar":
+    return [np.float32(-1.0), np.array(1), np.array(1), np.array(1)]
+  n = N_EDGE if form == "batch" else 0
+  targets = np.array([[1, 2], [3, 3], [2, 1]], np.int64)[:n]
+  return [log_softmax(normal(rng, (T, n, C)), -1), targets, np.array([5, 4, 5])[:n],
+          np.array([2, 2, 1])[:n]]
+
+
+_ROW_CLASS = ("logit", "class", "positive")
+_NC2, _NC3, _CLASSES = ("NC",) * 2, ("NC",) * 3, ("NC", "N", "C")
+EDGE_SPECS = [
+    # regression
+    Spec("l1_loss", ("normal", "normal", "positive"), _NC3, array_kw=("weight",), grad=(0, 1, 2)),
+    Spec("mse_loss", ("normal", "normal", "positive"), _NC3, array_kw=("weight",), grad=(0, 1, 2)),
+    Spec("smooth_l1_loss", ("normal", "normal"), _NC2, {"beta": 0.5}, grad=(0, 1)),
+    Spec("huber_loss", ("normal", "normal", "positive"), _NC3, {"delta": 0.5},
+         array_kw=("weight",), grad=(0, 1, 2)),
+    Spec("poisson_nll_loss", ("normal", "count"), _NC2, grad=(0, 1)),
+    # Counts from 1: at 0 torch's target gradient with full=True is NaN (a documented
+    # difference, tests/test_losses_edges.py).
+    Spec("poisson_nll_loss", ("positive", "count1"), _NC2, {"log_input": False, "full": True},
+         grad=(0, 1)),
+    Spec("gaussian_nll_loss", ("normal", "normal", "positive"), _NC3, {"full": True},
+         grad=(0, 1, 2)),
+    # classification
+    Spec("cross_entropy", _ROW_CLASS, _CLASSES, array_kw=("weight",)),
+    Spec("cross_entropy", _ROW_CLASS, _CLASSES, {"label_smoothing": 0.1}, array_kw=("weight",)),
+    Spec("cross_entropy", ("logit", "probs", "positive"), ("NC", "NC", "C"), array_kw=("weight",),
+         grad=(0, 1, 2), tag="probabilities"),
+    Spec("nll_loss", ("logprob", "class", "positive"), _CLASSES, array_kw=("weight",)),
+    Spec("binary_cross_entropy", ("prob", "unit", "positive"), _NC3, array_kw=("weight",),
+         grad=(0, 1)),
+    Spec("binary_cross_entropy_with_logits", ("logit", "unit", "positive", "positive"),
+         ("NC", "NC", "NC", "C"), array_kw=("weight", "pos_weight"), grad=(0, 1)),
+    Spec("kl_div", ("logprob", "probs"), _NC2, grad=(0, 1),
+         reductions=REDUCTIONS + ("batchmean",)),
+    Spec("kl_div", ("logprob", "logprob"), _NC2, {"log_target": True}, grad=(0, 1),
+         reductions=REDUCTIONS + ("batchmean",)),
+    Spec("soft_margin_loss", ("normal", "sign"), _NC2),
+    Spec("multilabel_soft_margin_loss", ("normal", "y01", "positive"), ("NC", "NC", "C"),
+         array_kw=("weight",), grad=(0, 1, 2)),
+    Spec("multi_margin_loss", _ROW_CLASS, _CLASSES, {"margin": 0.7}, array_kw=("weight",)),
+    Spec("multi_margin_loss", ("normal", "class"), _CLASSES, {"p": 2}),
+    Spec("multilabel_margin_loss", ("normal", "lists"), _NC2),
+    # ranking and embedding
+    Spec("margin_ranking_loss", ("normal", "normal", "sign"), _NC3, {"margin": 0.2},
+         grad=(0, 1, 2), target=2),
+    Spec("hinge_embedding_loss", ("dist", "sign"), _NC2, {"margin": 1.5}),
+    Spec("cosine_embedding_loss", ("normal", "normal", "sign"), ("NC", "NC", "N"), {"margin": 0.1},
+         grad=(0, 1), target=2),
+    Spec("triplet_margin_loss", ("normal", "normal", "normal"), _NC3, {"swap": True},
+         grad=(0, 1, 2), target=None),
+    Spec("triplet_margin_loss", ("normal", "normal", "normal"), _NC3, {"p": 1.0},
+         grad=(0, 1, 2), target=None),
+    Spec("triplet_margin_with_distance_loss", ("normal", "normal", "normal"), _NC3,
+         grad=(0, 1, 2), target=None),
+    Spec("pairwise_distance", ("normal", "normal"), _NC2, grad=(0, 1), target=None,
+         reductions=(None,)),
+    Spec("pairwise_distance", ("normal", "normal"), _NC2, {"p": 0.5}, grad=(0, 1), target=None,
+         reductions=(None,)),
+    Spec("ctc_loss", ("logprob", "ctc_targets", "lengths", "lengths"), ()),
+]
+
+
+# The integer and boolean dtypes tried for a target: torch's integer type for a
+# floating target, the other integer types torch takes for class indices (int64 is
+# their batch form; JAX's own int32 is not a class, see test_losses_grid.py), and bool.
+def _target_dtypes(spec):
+  if spec.target in spec.floats:
+    return ("int64", "bool")
+  return ("int32", "uint8", "bool") if spec.name == "ctc_loss" else ("uint8", "bool")
+
+
+def _as_target_dtype(t, dtype):
+  if dtype == "bool":
+    return np.asarray(t) > 0
+  return np.round(t).astype(dtype) if np.issubdtype(t.dtype, np.floating) else t.astype(dtype)
+
+
+@dataclasses.dataclass
+class EdgeCase:
+  """One class of one Spec: its arrays, and ``dtypes`` (one per argument, None: as
+  built) applied on each side (numpy has no bfloat16 that torch reads). It runs for
+  every reduction of the spec."""
+
+  spec: Spec
+  cls: str
+  args: list
+  dtypes: tuple
+  grad: tuple  # the floating arguments torch differentiates
+
+  @property
+  def name(self) -> str:
+    return self.spec.name
+
+  @property
+  def id(self) -> str:
+    return f"{self.spec.key}[{self.cls}]"
+
+  def call(self, module, reduction) -> Callable:
+    """``module.<name>`` as a function of the arrays, with the spec's options and
+    ``reduction`` (None: the function has none)."""
+    n_pos = len(self.args) - len(self.spec.array_kw)
+    fn = getattr(module, self.spec.name)
+    kw = {**self.spec.kw, **({} if reduction is None else {"reduction": reduction})}
+
+    def call(*a):
+      return fn(*a[:n_pos], **dict(zip(self.spec.array_kw, a[n_pos:])), **kw)
+
+    return call
+
+
+def edge_cases():
+  """Every class of every EDGE_SPECS loss (each runs for all the loss's reductions)."""
+  cases = []
+  for spec in EDGE_SPECS:
+    names, base = spec.arg_names, spec.build("batch")
+
+    def add(cls, args, dtypes=None):
+      dtypes = tuple(dtypes or (None,) * len(args))
+      floating = [i for i in spec.floats if np.issubdtype(args[i].dtype, np.floating)]
+      cases.append(EdgeCase(spec, cls, args, dtypes, tuple(i for i in spec.grad if i in floating)))
+
+    for i in spec.floats:
+      for label, value in SPECIAL_VALUES.items():
+        args = [np.array(a) for a in base]
+        args[i].reshape(-1)[0] = value
+        add(f"{label}@{names[i]}", args)
+    for form in EDGE_FORMS[1:] if spec.target is not None else EDGE_FORMS[1:3]:
+      add(form, spec.build(form))
+    if spec.target is not None:
+      for dtype in _target_dtypes(spec):
+        args = list(base)
+        args[spec.target] = _as_target_dtype(base[spec.target], dtype)
+        add(f"target:{dtype}", args)
+    for dtype in HALF_DTYPES + ("float64",):
+      add(dtype, base, [dtype if i in spec.floats else None for i in range(len(base))])
+    if len(spec.floats) > 1:
+      for i in spec.floats:
+        add(f"float16@{names[i]}", base, ["float16" if j == i else None for j in range(len(base))])
+  return cases

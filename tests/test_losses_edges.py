@@ -253,3 +253,95 @@ def test_multilabel_margin_out_of_range_under_jit_is_nan():
   target = jnp.full((70, 3), -1).at[69, 0].set(5)
   loss = jax.jit(lambda x, t: L.multilabel_margin_loss(x, t, reduction="none"))(x, target)
   assert np.isnan(loss[69]) and not np.isnan(loss[:69]).any()
+
+
+# ------------------------------------------------- inputs from torch's own loss tests
+# Each found by trying the losses with the inputs torch's test suite uses for its own;
+# the whole classes are in tests/test_losses_grid.py.
+
+
+@pytest.mark.parametrize("name", ["margin_ranking_loss", "hinge_embedding_loss",
+                                  "triplet_margin_loss", "cosine_embedding_loss"])
+@pytest.mark.parametrize("reduction", ["none", "sum"])
+def test_clamped_losses_propagate_nan(name, reduction):
+  # torch 2.13.0: clamp_min(NaN, 0) is NaN (its gradient there 0); a clamp written as
+  # where(z >= 0, z, 0) made it 0, which also hid the NaN from the train step.
+  rng = np.random.default_rng(4)
+  x = rng.standard_normal((3, 4)).astype(np.float32)
+  x[1, 2] = np.nan
+  y = np.array([1.0, -1.0, 1.0], np.float32)
+  args = {
+      "margin_ranking_loss": ([x, np.zeros_like(x), np.ones_like(x)], (0, 1, 2)),
+      "hinge_embedding_loss": ([np.abs(x), np.where(x > 0, 1.0, -1.0).astype(np.float32)], (0,)),
+      "triplet_margin_loss": ([x, np.ones_like(x), -x], (0, 1, 2)),
+      "cosine_embedding_loss": ([x, np.ones_like(x), y], (0, 1)),
+  }
+  arrays, grad = args[name]
+  value, _ = compare_with_torch(*_both(name, reduction=reduction), arrays, grad_argnums=grad)
+  assert np.isnan(value).any()
+
+
+@pytest.mark.parametrize("name", ["multi_margin_loss", "multilabel_margin_loss"])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_margin_losses_take_0d_input_and_target(name, reduction):
+  # torch 2.13.0 reads a 0-d input as one sample of one class (loss 0).
+  compare_with_torch(*_both(name, reduction=reduction),
+                     [np.float32(0.3), np.array(0)])
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_multi_margin_loss_target_of_shape_1_for_unbatched_input(reduction):
+  # torch 2.13.0: a (1,) target of a (C,) input is its one sample ('none': shape (1,)).
+  x = np.array([0.1, -0.5, 0.3, 0.9, 0.5], np.float32)
+  value, _ = compare_with_torch(*_both("multi_margin_loss", p=1, margin=7.0, reduction=reduction),
+                                [x, np.array([2])])
+  # sum over c != 2 of 7 - x[2] + x[c], over C = 5: (6.8 + 6.2 + 7.6 + 7.2) / 5
+  np.testing.assert_allclose(value, np.full(np.shape(value), 5.56), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32])
+def test_multilabel_soft_margin_loss_integer_target(dtype):
+  # torch 2.13.0 computes with an int64 target (promoted to the input's type).
+  rng = np.random.default_rng(5)
+  x = rng.standard_normal((3, 4)).astype(np.float32)
+  y = (rng.uniform(size=(3, 4)) < 0.5).astype(dtype)
+  compare_with_torch(
+      lambda x, y: L.multilabel_soft_margin_loss(x, y),
+      lambda x, y: F.multilabel_soft_margin_loss(x, y.long()),
+      [x, y],
+  )
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_pairwise_distance_keeps_half_dtype(dtype):
+  # torch 2.13.0 returns the inputs' dtype; the value within 2 ulp of the half type.
+  rng = np.random.default_rng(6)
+  x1, x2 = (rng.standard_normal((3, 5)).astype(np.float32) for _ in range(2))
+  value = L.pairwise_distance(jnp.asarray(x1, dtype), jnp.asarray(x2, dtype))
+  expected = F.pairwise_distance(to_torch(x1).to(getattr(torch, dtype)),
+                                 to_torch(x2).to(getattr(torch, dtype)))
+  assert str(value.dtype) == dtype and expected.dtype == getattr(torch, dtype)
+  tol = 2.0**-7 if dtype == "bfloat16" else 2.0**-10
+  np.testing.assert_allclose(np.asarray(value, np.float32), expected.float().numpy(), rtol=tol)
+
+
+@pytest.mark.parametrize("p", [0.5, 0.0, -1.0, -np.inf, 3.0])
+def test_pairwise_distance_any_p(p):
+  # torch 2.13.0 computes every p (linalg.vector_norm's), values and gradients.
+  rng = np.random.default_rng(7)
+  x1, x2 = (rng.standard_normal((4, 5)).astype(np.float32) for _ in range(2))
+  x2[0] = x1[0]  # a difference of eps only
+  compare_with_torch(*_both("pairwise_distance", p=p), [x1, x2], grad_argnums=(0, 1))
+
+
+@pytest.mark.parametrize("name", ["nll_loss", "cross_entropy", "multi_margin_loss"])
+def test_class_weight_of_another_dtype_is_rejected(name):
+  # torch 2.13.0 raises "expected scalar type Float but found Half"; jaxtrain names the
+  # argument and both dtypes instead of promoting silently.
+  x, t = np.zeros((2, 3), np.float32), np.array([0, 1])
+  w = np.ones(3, np.float16)
+  with pytest.raises(RuntimeError, match="expected scalar type Float but found Half"):
+    getattr(F, name)(to_torch(x), to_torch(t), weight=to_torch(w))
+  with pytest.raises(TypeError, match=f"^{name}: weight dtype float16 must equal input dtype "
+                                      "float32"):
+    getattr(L, name)(x, t, weight=w)

@@ -75,13 +75,26 @@ def broadcast_with_warning(input, target, *, loss: str):
   return jnp.broadcast_to(input, shape), jnp.broadcast_to(target, shape)
 
 
-def check_int(x, *, name: str, loss: str) -> None:
-  """Raises ``TypeError`` unless ``x`` holds integers (class indices)."""
+# The class-index dtypes each loss takes: torch's (int64 / Long, plus uint8 / Byte where
+# its kernel takes it), with int32 for int64, which is what JAX makes of int64 arrays
+# unless 64-bit mode is on (so int32 cannot be refused as torch refuses it).
+INDEX_DTYPES = ("int32", "int64")
+INDEX_OR_BYTE_DTYPES = ("int32", "int64", "uint8")
+
+
+def check_int(x, *, name: str, loss: str, allowed: tuple[str, ...] | None = None) -> None:
+  """Raises ``TypeError`` unless ``x`` holds integers (class indices) of an ``allowed``
+  dtype (any integer dtype when None)."""
   dtype = jnp.result_type(x)
   if not jnp.issubdtype(dtype, jnp.integer):
     raise TypeError(
         f"{loss}: {name} must hold integer class indices, got dtype {dtype} "
         "(torch expects int64 / Long)"
+    )
+  if allowed is not None and dtype.name not in allowed:
+    raise TypeError(
+        f"{loss}: {name} must hold class indices of dtype {' or '.join(allowed)}, got dtype "
+        f"{dtype} (torch 2.13 rejects it)"
     )
 
 

@@ -55,5 +55,23 @@ def _log_sigmoid_jvp(primals, tangents):
   return jnp.minimum(x, 0) - jnp.log1p(e), dx * jnp.where(x >= 0, e * r, r)
 
 
+@jax.custom_jvp
+def _log_sigmoid_pair(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  r"""``(log sigmoid(x), log sigmoid(-x))`` from one ``exp`` and one ``log1p``."""
+  lg = jnp.log1p(jnp.exp(-jnp.abs(x)))
+  return jnp.minimum(x, 0) - lg, jnp.minimum(-x, 0) - lg
+
+
+@_log_sigmoid_pair.defjvp
+def _log_sigmoid_pair_jvp(primals, tangents):
+  (x,), (dx,) = primals, tangents
+  e = jnp.exp(-jnp.abs(x))
+  r = 1 / (1 + e)
+  lg = jnp.log1p(e)
+  sig_pos, sig_neg = jnp.where(x >= 0, r, e * r), jnp.where(x >= 0, e * r, r)
+  return (jnp.minimum(x, 0) - lg, jnp.minimum(-x, 0) - lg), (dx * sig_neg, -dx * sig_pos)
+
+
 softplus = plain_when_concrete(_softplus)
 log_sigmoid = plain_when_concrete(_log_sigmoid)
+log_sigmoid_pair = plain_when_concrete(_log_sigmoid_pair)

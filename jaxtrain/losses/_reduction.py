@@ -10,7 +10,10 @@ torch's ``reduction`` argument:
 
 Dtypes follow torch: the result has the promoted dtype of the floating inputs
 (``bfloat16`` in, ``bfloat16`` out), while the arithmetic runs in at least float32,
-as torch's CPU kernels accumulate half-precision losses in float.
+as torch's CPU kernels accumulate half-precision losses in float. Integer (and, where
+torch takes them, boolean) targets compute in the inputs' floating type; where
+torch's kernel takes one dtype only (a class weight and its input, the input and
+target of ``binary_cross_entropy``), another raises ``TypeError``.
 """
 
 from __future__ import annotations
@@ -66,33 +69,60 @@ def reduce_loss(
   return out if out_dtype is None else out.astype(out_dtype)
 
 
-def float_dtypes(*arrays, names: Sequence[str]) -> tuple[jnp.dtype, jnp.dtype]:
-  """The result dtype of floating inputs and the dtype to compute in.
+def float_dtypes(
+    *arrays, names: Sequence[str], loss: str, integers: Sequence[str] = (),
+    booleans: Sequence[str] = (),
+) -> tuple[jnp.dtype, jnp.dtype]:
+  """The result dtype of the inputs and the dtype to compute in.
 
-  Raises ``TypeError`` naming the argument when one is not floating point.
+  Floating inputs set the result dtype (their promoted dtype, as torch's type
+  promotion does). The arguments named in ``integers`` may hold integers, and those
+  in ``booleans`` booleans, where torch takes them: they compute in the floating
+  type and leave the result dtype alone (an int64 target of a float16 input gives
+  float16). Any other non-floating input raises ``TypeError`` naming the loss, the
+  argument and its dtype.
 
   Returns:
-    ``(out_dtype, compute_dtype)``: the promoted input dtype, and that dtype
+    ``(out_dtype, compute_dtype)``: the promoted floating dtype, and that dtype
     widened to at least float32.
   """
+  floating = []
   for array, name in zip(arrays, names):
     dtype = jnp.result_type(array)
-    if not jnp.issubdtype(dtype, jnp.floating):
-      raise TypeError(f"{name} must be a floating-point array, got dtype {dtype}")
-  out_dtype = jnp.result_type(*arrays)
+    if jnp.issubdtype(dtype, jnp.floating):
+      floating.append(array)
+    elif dtype == jnp.bool_ and name not in booleans:
+      raise TypeError(
+          f"{loss}: {name} must be a floating-point array, got dtype bool (torch 2.13 "
+          "rejects a boolean " + name + " here)"
+      )
+    elif dtype != jnp.bool_ and (name not in integers or not jnp.issubdtype(dtype, jnp.integer)):
+      raise TypeError(f"{loss}: {name} must be a floating-point array, got dtype {dtype}")
+  out_dtype = jnp.result_type(*floating)
   return out_dtype, jnp.promote_types(out_dtype, jnp.float32)
 
 
-def as_float(*arrays, names: Sequence[str]):
-  """Converts floating inputs to their compute dtype (at least float32).
+def as_float(
+    *arrays, names: Sequence[str], loss: str, integers: Sequence[str] = (),
+    booleans: Sequence[str] = (),
+):
+  """Converts the inputs to their compute dtype (at least float32); see ``float_dtypes``.
 
   Returns:
     ``(converted arrays as a tuple, out_dtype)``.
   """
-  out_dtype, compute = float_dtypes(*arrays, names=names)
-  return tuple(jnp.asarray(a, compute) for a in arrays), out_dtype
+  out_dtype, compute = float_dtypes(
+      *arrays, names=names, loss=loss, integers=integers, booleans=booleans
+  )
+  return tuple(jnp.asarray(a).astype(compute) for a in arrays), out_dtype
 
 
-def as_labels(target, dtype) -> jax.Array:
-  """±1 label targets may be integer or floating; returns them in ``dtype``."""
-  return jnp.asarray(target).astype(dtype)
+def check_same_dtype(a_dtype, b_dtype, *, names: tuple[str, str], loss: str) -> None:
+  """Raises ``TypeError`` unless the two dtypes are equal (where torch's kernel takes no
+  mixed types)."""
+  a_dtype, b_dtype = jnp.dtype(a_dtype), jnp.dtype(b_dtype)
+  if a_dtype != b_dtype:
+    raise TypeError(
+        f"{loss}: {names[1]} dtype {b_dtype} must equal {names[0]} dtype {a_dtype} "
+        "(torch 2.13 does not promote here); cast one of them"
+    )

@@ -6,18 +6,41 @@ defaults and values, with hyper-parameters keyword-only.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
-from jaxtrain.losses._reduction import as_float, as_labels, reduce_loss
+from jaxtrain.losses._checks import plain_when_concrete
+from jaxtrain.losses._reduction import as_float, reduce_loss
 
 
 def _clamp_min0(z: jax.Array) -> jax.Array:
-  # torch's clamp_min(z, 0): its gradient passes where z >= 0, including z == 0
-  # (jnp.maximum would split it in half there).
-  return jnp.where(z >= 0, z, 0.0)
+  """torch's ``clamp_min(z, 0)``: NaN stays NaN, and the gradient passes where z >= 0,
+  including z == 0 (``jnp.maximum`` would split it in half there), and not at NaN."""
+  # The maximum of a constant only makes the value NaN where z is: XLA's max
+  # propagates NaN. One more elementwise operation in the same fused loop.
+  return jnp.where(z >= 0, z, jnp.maximum(jax.lax.stop_gradient(z), 0.0))
+
+
+@jax.custom_jvp
+def _minimum_rule(a: jax.Array, b: jax.Array) -> jax.Array:
+  """``torch.minimum``: NaN propagates; its gradient goes to the smaller argument, half
+  to each at a tie, and in full to both where either is NaN (torch's masks)."""
+  return jnp.minimum(a, b)
+
+
+@_minimum_rule.defjvp
+def _minimum_jvp(primals, tangents):
+  (a, b), (da, db) = primals, tangents
+  tie = a == b
+  wa = jnp.where(tie, 0.5, jnp.where(a > b, 0.0, 1.0))
+  wb = jnp.where(tie, 0.5, jnp.where(a < b, 0.0, 1.0))
+  return jnp.minimum(a, b), wa * da + wb * db
+
+
+_minimum = plain_when_concrete(_minimum_rule)
 
 
 def _same_ndim(loss: str, **arrays) -> None:
@@ -46,11 +69,11 @@ def margin_ranking_loss(
     A scalar, or the broadcast shape for ``'none'``.
   """
   _same_ndim("margin_ranking_loss", input1=input1, input2=input2, target=target)
-  (input1, input2), out_dtype = as_float(input1, input2, names=("input1", "input2"))
-  if jnp.issubdtype(jnp.result_type(target), jnp.floating):
-    (target,), _ = as_float(target, names=("target",))
-  else:
-    target = as_labels(target, input1.dtype)
+  # Integer labels compute in the inputs' type (torch negates a boolean one: no).
+  (input1, input2, target), out_dtype = as_float(
+      input1, input2, target, names=("input1", "input2", "target"), loss="margin_ranking_loss",
+      integers=("target",),
+  )
   loss = _clamp_min0(-target * (input1 - input2) + margin)
   return reduce_loss(loss, reduction, out_dtype=out_dtype)
 
@@ -73,8 +96,14 @@ def hinge_embedding_loss(input, target, *, margin: float = 1.0, reduction: str =
   Note:
     As in torch, a label that is neither 1 nor -1 takes both terms.
   """
-  (input,), out_dtype = as_float(input, names=("input",))
-  target = jnp.asarray(target)
+  # torch only compares the labels with 1 and -1: integer and boolean ones too, and
+  # their type leaves the result's alone.
+  input_dtype = jnp.result_type(input)
+  (input, target), _ = as_float(
+      input, target, names=("input", "target"), loss="hinge_embedding_loss",
+      integers=("target",), booleans=("target",),
+  )
+  out_dtype = input_dtype
   loss = jnp.where(target != 1, _clamp_min0(margin - input), 0.0) + jnp.where(
       target != -1, input, 0.0
   )
@@ -116,8 +145,13 @@ def cosine_embedding_loss(
         f"cosine_embedding_loss: a {target_ndim}-D target expects {target_ndim + 1}-D input1 and "
         f"input2, got shapes {tuple(jnp.shape(input1))} and {tuple(jnp.shape(input2))}"
     )
-  (input1, input2), out_dtype = as_float(input1, input2, names=("input1", "input2"))
-  target = jnp.asarray(target)
+  # torch only compares the labels with 1 and -1: integer and boolean ones too, and
+  # their type leaves the result's alone.
+  out_dtype = jnp.result_type(input1, input2)
+  (input1, input2, target), _ = as_float(
+      input1, input2, target, names=("input1", "input2", "target"),
+      loss="cosine_embedding_loss", integers=("target",), booleans=("target",),
+  )
   prod = jnp.sum(input1 * input2, axis=-1)
   mag1 = jnp.sum(input1 * input1, axis=-1) + _COSINE_EPSILON
   mag2 = jnp.sum(input2 * input2, axis=-1) + _COSINE_EPSILON
@@ -128,17 +162,55 @@ def cosine_embedding_loss(
   return reduce_loss(loss, reduction, out_dtype=out_dtype)
 
 
-def _norm(d: jax.Array, p: float) -> jax.Array:
-  """The p-norm over the last axis, with torch's gradient 0 at a zero vector."""
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _norm_rule(d: jax.Array, p: float) -> jax.Array:
+  """``torch.linalg.vector_norm(d, p, dim=-1)`` (a 0-d ``d``: its absolute value)."""
+  a = jnp.abs(d)
+  if d.ndim == 0:
+    a = a[None]
+  if p == 0:  # the count of nonzero entries (NaN counts)
+    return jnp.sum(a != 0, axis=-1).astype(d.dtype)
   if p == jnp.inf:
-    return jnp.max(jnp.abs(d), axis=-1)
+    return jnp.max(a, axis=-1)
+  if p == -jnp.inf:
+    return jnp.min(a, axis=-1)
   if p == 1:
-    return jnp.sum(jnp.sign(d) * d, axis=-1)  # sign: gradient 0 at 0, as torch
-  total = jnp.sum(jnp.abs(d) ** p, axis=-1)
-  nonzero = total > 0
-  # The double where keeps the gradient finite (0) at the zero vector.
-  safe = jnp.where(nonzero, total, 1.0)
-  return jnp.where(nonzero, safe ** (1.0 / p), 0.0)
+    return jnp.sum(a, axis=-1)
+  if p == 2:
+    return jnp.sqrt(jnp.sum(a * a, axis=-1))
+  return jnp.sum(a**p, axis=-1) ** (1.0 / p)
+
+
+@_norm_rule.defjvp
+def _norm_jvp(p, primals, tangents):
+  """torch's ``linalg_vector_norm_backward``, case by case, so that zeros, NaN and
+  infinities give its gradients: 0 at a zero vector, NaN where a NaN or an infinite
+  entry meets them (autodiff of the value would give other NaN)."""
+  (d,), (dd,) = primals, tangents
+  norm = _norm_rule.fun(d, p)
+  n = norm[..., None] if d.ndim else norm
+  # torch's sgn: 0 at 0 and at NaN.
+  sgn = (d > 0).astype(d.dtype) - (d < 0).astype(d.dtype)
+  a = jnp.abs(d)
+  if p == 0:
+    coef = jnp.zeros_like(d)
+  elif p == 1:
+    coef = sgn
+  elif p == 2:
+    coef = jnp.where(n == 0, 0.0, d / n)
+  elif abs(p) == jnp.inf:
+    mask = (a == n) | jnp.isnan(a)
+    count = jnp.sum(mask, axis=-1, keepdims=True) if d.ndim else mask.astype(d.dtype)
+    coef = sgn * mask / count
+  elif p < 1:
+    coef = sgn * jnp.where(d == 0, 0.0, a ** (p - 1)) * n ** (1 - p)
+  else:
+    scaled = sgn * a ** (p - 1) if p < 2 else d * a ** (p - 2)
+    coef = scaled * jnp.where(n == 0, 0.0, 1 / n ** (p - 1))
+  return norm, jnp.sum(coef * dd, axis=-1) if d.ndim else coef * dd
+
+
+_norm = plain_when_concrete(_norm_rule)
 
 
 def pairwise_distance(x1, x2, *, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False):
@@ -147,25 +219,26 @@ def pairwise_distance(x1, x2, *, p: float = 2.0, eps: float = 1e-6, keepdim: boo
   .. math:: d_i = \| x^{(1)}_i - x^{(2)}_i + \epsilon \|_p
 
   Args:
-    x1: ``(N, D)`` or ``(D,)``.
+    x1: ``(N, D)``, ``(D,)`` or 0-d.
     x2: broadcastable to ``x1``.
-    p: the norm degree, ``p >= 1`` or ``inf``.
+    p: the norm degree, any real number or ``±inf``, as torch's
+      ``linalg.vector_norm``: ``p = 0`` counts the nonzero entries, ``inf`` is the
+      largest magnitude, ``-inf`` the smallest, other ``p`` give
+      :math:`(\sum_j |d_j|^p)^{1/p}` (not a norm below 1).
     eps: added to the difference (not the norm), as torch.
     keepdim: keep the reduced dimension.
 
   Returns:
-    ``(N,)`` or ``()`` distances (``(N, 1)`` with ``keepdim``).
+    ``(N,)`` or ``()`` distances (``(N, 1)`` with ``keepdim``), in the inputs' dtype.
   """
-  if not p >= 1:
-    raise ValueError(f"pairwise_distance: p must be >= 1, got p={p}")
-  (x1, x2), _ = as_float(x1, x2, names=("x1", "x2"))
-  d = _norm(x1 - x2 + eps, p)
-  return d[..., None] if keepdim else d
+  (x1, x2), out_dtype = as_float(x1, x2, names=("x1", "x2"), loss="pairwise_distance")
+  d = _norm(x1 - x2 + eps, float(p))
+  return (d[..., None] if keepdim and (x1.ndim or x2.ndim) else d).astype(out_dtype)
 
 
 def _triplet(dist_pos, dist_neg, dist_swap, margin, reduction, out_dtype):
   if dist_swap is not None:
-    dist_neg = jnp.minimum(dist_neg, dist_swap)
+    dist_neg = _minimum(dist_neg, dist_swap)
   loss = _clamp_min0(margin + dist_pos - dist_neg)
   return reduce_loss(loss, reduction, out_dtype=out_dtype)
 
@@ -209,7 +282,8 @@ def triplet_margin_loss(
   """
   _check_triplet(anchor, positive, negative, margin, "triplet_margin_loss")
   (anchor, positive, negative), out_dtype = as_float(
-      anchor, positive, negative, names=("anchor", "positive", "negative")
+      anchor, positive, negative, names=("anchor", "positive", "negative"),
+      loss="triplet_margin_loss",
   )
   dist = lambda x, y: pairwise_distance(x, y, p=p, eps=eps)  # noqa: E731
   return _triplet(
@@ -251,7 +325,8 @@ def triplet_margin_with_distance_loss(
   """
   _check_triplet(anchor, positive, negative, margin, "triplet_margin_with_distance_loss")
   (anchor, positive, negative), out_dtype = as_float(
-      anchor, positive, negative, names=("anchor", "positive", "negative")
+      anchor, positive, negative, names=("anchor", "positive", "negative"),
+      loss="triplet_margin_with_distance_loss",
   )
   dist = pairwise_distance if distance_function is None else distance_function
   return _triplet(

@@ -21,15 +21,31 @@ from jaxtrain.losses._checks import (
 from jaxtrain.losses._reduction import as_float, reduce_loss
 
 
-def _abs(d: jax.Array) -> jax.Array:
-  # |d| written as sign(d) * d: the same value, but its derivative at d == 0 is 0,
-  # as torch's l1 backward (sign), where jnp.abs would give 1.
-  return jnp.sign(d) * d
+@jax.custom_jvp
+def _abs_rule(d: jax.Array) -> jax.Array:
+  return jnp.abs(d)
 
 
-def _pointwise(name, input, target, weight, fn):
-  """``fn(input - target)`` times the optional ``weight``; returns ``(loss, weight, out_dtype)``."""
-  (input, target), out_dtype = as_float(input, target, names=("input", "target"))
+@_abs_rule.defjvp
+def _abs_jvp(primals, tangents):
+  # torch's l1 backward, sign(d), with torch's sign: 0 at 0 (where jnp.abs's
+  # derivative is 1) and 0 at NaN (where jnp.sign is NaN). (A rule, not
+  # stop_gradient(sign) * d: XLA kept two input-sized temporaries for that one.)
+  (d,), (dd,) = primals, tangents
+  return jnp.abs(d), ((d > 0).astype(d.dtype) - (d < 0).astype(d.dtype)) * dd
+
+
+_abs = plain_when_concrete(_abs_rule)
+
+
+def _pointwise(name, input, target, weight, fn, *, booleans=("target",)):
+  """``fn(input - target)`` times the optional ``weight``; returns ``(loss, weight, out_dtype)``.
+
+  An integer (or, where ``booleans`` names it, boolean) target computes in the
+  input's floating type, as torch promotes it.
+  """
+  (input, target), out_dtype = as_float(input, target, names=("input", "target"), loss=name,
+                                        integers=("target",), booleans=booleans)
   input, target = broadcast_with_warning(input, target, loss=name)
   # Rematerialized: the gradient recomputes ``input - target`` from the inputs
   # instead of keeping it, so the value is one fused pass (difference, ``fn`` and
@@ -41,8 +57,9 @@ def _pointwise(name, input, target, weight, fn):
   loss = plain_when_concrete(jax.checkpoint(diff), diff)(input, target)
   if weight is not None:
     check_same_shape(input, weight, names=("input", "weight"), loss=name)
-    (weight,), _ = as_float(weight, names=("weight",))
+    (weight,), weight_dtype = as_float(weight, names=("weight",), loss=name)
     loss = loss * weight
+    out_dtype = jnp.promote_types(out_dtype, weight_dtype)  # torch multiplies: promotes
   return loss, weight, out_dtype
 
 
@@ -75,7 +92,8 @@ def l1_loss(input, target, *, reduction: str = "mean", weight=None) -> jax.Array
   Note:
     The gradient at ``x == y`` is 0, as torch's (``jnp.abs`` would give 1).
   """
-  loss, weight, out_dtype = _pointwise("l1_loss", input, target, weight, _abs)
+  # torch 2.13 subtracts a boolean target, which it rejects.
+  loss, weight, out_dtype = _pointwise("l1_loss", input, target, weight, _abs, booleans=())
   return reduce_loss(loss, reduction, denominator=_summed(weight), out_dtype=out_dtype)
 
 
@@ -100,7 +118,9 @@ def mse_loss(input, target, *, reduction: str = "mean", weight=None) -> jax.Arra
     >>> mse_loss(jnp.array([1., 2., 3.]), jnp.array([1., 2., 5.]))  # 1.3333
     Array(1.3333334, dtype=float32)
   """
-  loss, weight, out_dtype = _pointwise("mse_loss", input, target, weight, jnp.square)
+  # torch 2.13 takes a boolean target, except in its weighted form (which subtracts it).
+  loss, weight, out_dtype = _pointwise("mse_loss", input, target, weight, jnp.square,
+                                       booleans=("target",) if weight is None else ())
   return reduce_loss(loss, reduction, denominator=_summed(weight), out_dtype=out_dtype)
 
 
@@ -130,7 +150,11 @@ def smooth_l1_loss(input, target, *, reduction: str = "mean", beta: float = 1.0)
 
   def pointwise(d):
     z = _abs(d)
-    return jnp.where(z < beta, 0.5 * d * d / beta, z - 0.5 * beta)
+    # The quadratic branch sees d only where it is taken: an infinite d would make
+    # its gradient 0 * inf = NaN. NaN takes it, as in torch's backward (d / beta * grad).
+    quadratic = ~(z >= beta)
+    dq = jnp.where(quadratic, d, 0.0)
+    return jnp.where(quadratic, 0.5 * dq * dq / beta, z - 0.5 * beta)
 
   loss, _, out_dtype = _pointwise("smooth_l1_loss", input, target, None, pointwise)
   return reduce_loss(loss, reduction, out_dtype=out_dtype)
@@ -164,7 +188,10 @@ def huber_loss(
 
   def pointwise(d):
     z = _abs(d)
-    return jnp.where(z < delta, 0.5 * d * d, delta * (z - 0.5 * delta))
+    # As in smooth_l1_loss: NaN takes the quadratic branch (torch's d * grad, NaN).
+    quadratic = ~(z >= delta)
+    dq = jnp.where(quadratic, d, 0.0)
+    return jnp.where(quadratic, 0.5 * dq * dq, delta * (z - 0.5 * delta))
 
   loss, _, out_dtype = _pointwise("huber_loss", input, target, weight, pointwise)
   return reduce_loss(loss, reduction, out_dtype=out_dtype)
@@ -197,15 +224,20 @@ def poisson_nll_loss(
   Returns:
     The loss: a scalar, or the broadcast shape for ``'none'``.
   """
-  (input, target), out_dtype = as_float(input, target, names=("input", "target"))
+  # Integer counts compute in the input's type, as torch; a boolean target also,
+  # except with full=True (torch subtracts it there).
+  (input, target), out_dtype = as_float(
+      input, target, names=("input", "target"), loss="poisson_nll_loss", integers=("target",),
+      booleans=() if full else ("target",),
+  )
   if log_input:
     loss = jnp.exp(input) - target * input
   else:
     loss = input - target * jnp.log(input + eps)
   if full:
     # Evaluate the Stirling term at a safe y where it is masked, so that its
-    # gradient there is 0, not 0 * inf.
-    big = target > 1
+    # gradient there is 0, not 0 * inf. torch masks where y <= 1: NaN stays in.
+    big = ~(target <= 1)
     y = jnp.where(big, target, 2.0)
     stirling = y * jnp.log(y) - y + 0.5 * jnp.log(2 * math.pi * y)
     loss = loss + jnp.where(big, stirling, 0.0)
@@ -268,9 +300,14 @@ def gaussian_nll_loss(
     var = jnp.full(jnp.shape(input), var, jnp.result_type(input))
   elif is_concrete(var) and bool(jnp.any(jnp.asarray(var) < 0)):
     raise ValueError("gaussian_nll_loss: var has negative entry/entries")
-  (input, target, var), out_dtype = as_float(input, target, var, names=("input", "target", "var"))
+  (input, target, var), out_dtype = as_float(
+      input, target, var, names=("input", "target", "var"), loss="gaussian_nll_loss",
+      integers=("target",),
+  )
   var = var.reshape(_gaussian_var_shape(input.shape, var.shape))
-  var = var + jax.lax.stop_gradient(jnp.maximum(var, eps) - var)
+  # max(var, eps) with the gradient of var itself: var - stop_gradient(var) is 0 with
+  # var's gradient (not var + (max - var), which is NaN at var = inf).
+  var = jnp.where(var < eps, eps + (var - jax.lax.stop_gradient(var)), var)
   loss = 0.5 * (jnp.log(var) + jnp.square(input - target) / var)
   if full:
     loss = loss + 0.5 * math.log(2 * math.pi)

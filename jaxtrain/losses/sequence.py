@@ -22,11 +22,16 @@ _NAME = "ctc_loss"
 # Input handling.
 
 
-def _int_array(x, *, name: str) -> jax.Array:
-  """``x`` (array, Python int or sequence of ints) as an integer array, else ``TypeError``."""
+def _int_array(x, *, name: str, booleans: bool = False) -> jax.Array:
+  """``x`` (array, Python int or sequence of ints) as an integer array, else ``TypeError``.
+
+  With ``booleans``, a boolean ``x`` is read as labels 0 and 1 (torch casts it).
+  """
   if not isinstance(x, (jax.Array, np.ndarray)):
     x = np.asarray(x)
   dtype = jnp.result_type(x)
+  if booleans and dtype == jnp.bool_:
+    return jnp.asarray(x).astype(jnp.int32)
   if not jnp.issubdtype(dtype, jnp.integer):
     raise TypeError(
         f"{_NAME}: {name} must hold integers, got dtype {dtype} (torch expects int64 / Long)"
@@ -127,7 +132,7 @@ def _check_values(log_probs, targets, input_lengths, target_lengths) -> None:
 def _logsumexp3(a, b, c):
   """``log(exp(a) + exp(b) + exp(c))`` whose value and gradient are clean at all ``-inf``."""
   m = jnp.maximum(jnp.maximum(a, b), c)
-  reachable = m > -jnp.inf
+  reachable = m != -jnp.inf  # NaN counts: it propagates, as in torch's recursion
   # Shift by the (constant) max for stability; where no path reaches a state (all three
   # -inf), the double `where` keeps both the value (-inf) and its gradient (0) NaN-free,
   # where a plain logsumexp would back-propagate 0/0.
@@ -253,8 +258,13 @@ def _ctc_nll_bwd(blank, zero_infinity, residuals, g):
   share = jnp.where(overwritten & jnp.isfinite(nll), jnp.exp(end_blank + nll) * g, 0.0)
   at_last_blank = (jnp.arange(T)[:, None] == input_lengths - 1)[:, :, None] & (jnp.arange(C) == blank)
   grad = grad + jnp.where(at_last_blank, share[None, :, None], 0.0)
-  # torch's formula meets exp(-inf + inf) for an impossible target: NaN at every valid
-  # step, or 0 under zero_infinity.
+  # torch's formula, exp(lp) - exp(log gamma + nll - lp), is exp(-inf + inf) = NaN where
+  # a log-probability lp is -inf (at a valid step), and NaN at every valid step of a
+  # sample whose loss is NaN.
+  grad = jnp.where(valid & ((log_probs == -jnp.inf) | jnp.isnan(nll)[None, :, None]), jnp.nan,
+                   grad)
+  # It meets exp(-inf + inf) for an impossible target too: NaN at every valid step, or
+  # 0 under zero_infinity.
   fill = 0.0 if zero_infinity else jnp.nan
   grad = jnp.where(valid & jnp.isinf(nll)[None, :, None], fill, grad)
   return grad, None, None, None
@@ -349,7 +359,7 @@ def ctc_loss(
       (torch's CPU kernel rejects them).
   """
   check_reduction(reduction)
-  (log_probs,), out_dtype = as_float(log_probs, names=("log_probs",))
+  (log_probs,), out_dtype = as_float(log_probs, names=("log_probs",), loss=_NAME)
   if log_probs.ndim not in (2, 3):
     raise ValueError(
         f"{_NAME}: log_probs must be 3-D (T, N, C) or 2-D (T, C) unbatched, "
@@ -366,7 +376,7 @@ def ctc_loss(
   if not 0 <= blank < C:
     raise ValueError(f"{_NAME}: blank={blank} must be in label range [0, {C - 1}] (C = {C})")
 
-  targets = _int_array(targets, name="targets")
+  targets = _int_array(targets, name="targets", booleans=True)
   input_lengths = _lengths(input_lengths, N, name="input_lengths", batched=batched)
   target_lengths = _lengths(target_lengths, N, name="target_lengths", batched=batched)
   labels = _padded_targets(targets, target_lengths, N, batched=batched)

@@ -139,10 +139,10 @@ def _check_nan_policy(nan_policy: str | None) -> None:
     )
 
 
-def _all_finite(loss, grads) -> jax.Array:
-  """True when the loss and every gradient entry are finite: one fused reduction."""
-  checks = [jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]
-  return jnp.logical_and(jnp.isfinite(loss), jnp.all(jnp.stack(checks)) if checks else True)
+def _all_finite(*trees) -> jax.Array:
+  """True when every entry of every array in ``trees`` is finite: one fused reduction."""
+  checks = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(trees)]
+  return jnp.all(jnp.stack(checks)) if checks else jnp.asarray(True)
 
 
 def _images(images: jax.Array, image_max: int | None) -> jax.Array:
@@ -199,9 +199,10 @@ def _step_fn(model: nnx.Module, loss_fn: LossFn, optimizer, reduction: str,
       metrics["scaler_skipped"] = optim.found_inf(opt_state).astype(jnp.int32)
     if nan_policy is None:
       return new_state, metrics
-    # With a loss scaler, inf and NaN gradients are its business (it skips the
-    # update and backs off): only a non-finite loss counts as divergence.
-    finite = jnp.isfinite(loss) if scale is not None else _all_finite(loss, grads)
+    # The logits too: a loss can be finite on NaN outputs (multi_margin_loss skips a
+    # NaN score's terms, as torch's kernel does). With a loss scaler, inf and NaN
+    # gradients are its business (it skips the update and backs off).
+    finite = _all_finite(loss, logits) if scale is not None else _all_finite(loss, logits, grads)
     # A 0/1 flag per step: summed over an epoch it counts the bad steps, and the
     # per-step values (kept on the device) locate the first one, at no sync.
     metrics["nonfinite"] = jnp.logical_not(finite).astype(jnp.int32)
@@ -241,7 +242,7 @@ def make_train_step(
     reduction: ``'mean'`` or ``'sum'``: the loss the gradient is taken of. With
       ``'sum'`` the gradient is ``batch_size`` times larger (see the README).
     nan_policy: ``None`` (no check), ``'stop'`` or ``'skip'``. Both add the metric
-      ``nonfinite`` (1 when the loss or a gradient entry is NaN or infinite).
+      ``nonfinite`` (1 when the loss, a logit or a gradient entry is NaN or infinite).
       ``'stop'`` applies the update anyway (the caller stops, see ``loop.fit``);
       ``'skip'`` leaves the whole state unchanged for such a step (as
       ``optax.apply_if_finite``), zeroes its other metrics and adds ``skipped``.

@@ -156,3 +156,32 @@ def test_bad_input(what, call, torch_call, error, fragment):
   if torch_call is not None:  # torch 2.13.0 rejects the same input
     with pytest.raises((ValueError, RuntimeError, IndexError)):
       torch_call()
+
+
+def _z(*shape):
+  return np.zeros(shape, np.float32)
+
+
+# Arguments whose shapes do not broadcast: torch 2.13.0 raises ("The size of tensor a (3)
+# must match the size of tensor b (4)"); jaxtrain names the loss and its arguments where
+# JAX's own error would name an internal operation ("sub got incompatible shapes").
+MISMATCHED = [
+    ("margin_ranking_loss", (_z(3), _z(4), np.ones(3, np.float32)), "input1 (3,), input2 (4,), target (3,)"),
+    ("hinge_embedding_loss", (_z(3), np.ones(4, np.float32)), "input (3,), target (4,)"),
+    ("cosine_embedding_loss", (_z(3, 5), _z(4, 5), np.ones(3, np.float32)), "input1 (3, 5), input2 (4, 5)"),
+    ("triplet_margin_loss", (_z(3, 5), _z(4, 5), _z(3, 5)), "anchor (3, 5), positive (4, 5), negative (3, 5)"),
+    ("pairwise_distance", (_z(3, 5), _z(4, 5)), "x1 (3, 5), x2 (4, 5)"),
+    ("soft_margin_loss", (_z(3), np.ones(4, np.float32)), "input (3,), target (4,)"),
+    ("multilabel_soft_margin_loss", (_z(3, 4), np.ones((3, 5), np.float32)), "input (3, 4), target (3, 5)"),
+    ("kl_div", (_z(3), np.ones(4, np.float32)), "input (3,), target (4,)"),
+    ("poisson_nll_loss", (_z(3), np.ones(4, np.float32)), "input (3,), target (4,)"),
+    ("gaussian_nll_loss", (_z(3), np.ones(4, np.float32), np.ones(3, np.float32)), "input (3,), target (4,)"),
+]
+
+
+@pytest.mark.parametrize("name,args,shapes", MISMATCHED, ids=[m[0] for m in MISMATCHED])
+def test_shapes_that_do_not_broadcast_name_the_arguments(name, args, shapes):
+  with pytest.raises(RuntimeError, match="must match the size of tensor"):
+    getattr(F, name)(*map(torch.from_numpy, args))
+  with pytest.raises(ValueError, match=re.escape(f"{name}: the shapes of {shapes} do not broadcast")):
+    getattr(L, name)(*args)

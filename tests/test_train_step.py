@@ -234,3 +234,28 @@ def test_cpu_and_plain_steps_agree():
   jax.tree.map(lambda a, b: assert_close(a, b, rtol=1e-5, atol=1e-6), s_cpu.params, s_plain.params)
   assert_close(m_cpu["loss"], m_plain["loss"], rtol=1e-6)
   assert int(m_cpu["correct"]) == int(m_plain["correct"])
+
+
+class _NanScores(nnx.Module):
+  """A linear model whose scores are NaN for the rows marked by a negative first feature,
+  with finite gradients for its parameters (the NaN does not depend on them)."""
+
+  def __init__(self):
+    self.linear = nnx.Linear(4, 3, rngs=nnx.Rngs(0))
+
+  def __call__(self, x):
+    return self.linear(x) + jnp.where(x[:, :1] < 0, jnp.nan, 0.0)
+
+
+def test_nan_policy_sees_nan_logits_that_the_loss_skips():
+  # multi_margin_loss skips a NaN score's terms, as torch's kernel does: the loss and the
+  # gradients stay finite, and only the logits show that something went wrong.
+  model, opt = _NanScores(), optim.sgd(0.1)
+  x = np.ones((4, 4), np.float32)
+  x[2, 0] = -1.0
+  y = np.array([0, 1, 2, 0], np.int32)
+  step = make_train_step(model, L.multi_margin_loss, opt, nan_policy="stop")
+  state, metrics = step(create_train_state(model, opt), (x, y))
+  assert np.isfinite(float(metrics["loss"]))
+  assert all(np.isfinite(np.asarray(p)).all() for p in jax.tree.leaves(state.params))
+  assert int(metrics["nonfinite"]) == 1

@@ -49,6 +49,21 @@ def check_same_shape(a, b, *, names: tuple[str, str], loss: str) -> None:
     )
 
 
+def check_broadcastable(loss: str, **arrays) -> None:
+  """Raises ``ValueError`` naming the arguments unless their shapes broadcast together.
+
+  torch raises "The size of tensor a (3) must match the size of tensor b (4)"; JAX's
+  own error would name an internal operation instead of the loss's arguments.
+  """
+  shapes = {name: tuple(jnp.shape(a)) for name, a in arrays.items() if a is not None}
+  try:
+    jnp.broadcast_shapes(*shapes.values())
+  except ValueError:
+    listed = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
+    raise ValueError(f"{loss}: the shapes of {listed} do not broadcast together (each "
+                     "dimension must match or be 1)") from None
+
+
 def broadcast_with_warning(input, target, *, loss: str):
   """torch's rule for elementwise regression losses: broadcast, but warn.
 

@@ -18,6 +18,7 @@ from jax.scipy.special import xlogy
 from jaxtrain.losses._checks import (
     INDEX_DTYPES,
     INDEX_OR_BYTE_DTYPES,
+    check_broadcastable,
     check_class_range,
     check_int,
     check_same_shape,
@@ -475,6 +476,7 @@ def kl_div(input, target, *, reduction: str = "mean", log_target: bool = False) 
     ``'mean'`` divides by every element, not by the batch; the KL divergence is
     ``'batchmean'`` (sum / ``input.shape[0]``). As torch, ``'mean'`` warns.
   """
+  check_broadcastable("kl_div", input=input, target=target)
   (input, target), out_dtype = as_float(input, target, names=("input", "target"), loss="kl_div")
   if reduction == "mean":
     warnings.warn(
@@ -511,6 +513,7 @@ def soft_margin_loss(input, target, *, reduction: str = "mean") -> jax.Array:
     ``inf`` (:math:`-yx \gtrsim 89`) this gives the finite exact value, and a
     finite gradient where torch's is NaN. Elsewhere the two agree.
   """
+  check_broadcastable("soft_margin_loss", input=input, target=target)
   # Integer and boolean labels compute in the input's type; the result has the
   # input's type (torch's kernel writes into a tensor like the input).
   out_dtype = jnp.result_type(input)
@@ -539,6 +542,7 @@ def multilabel_soft_margin_loss(
   Returns:
     A scalar, or ``(N,)`` for ``'none'``.
   """
+  check_broadcastable("multilabel_soft_margin_loss", input=input, target=target)
   loss_name = "multilabel_soft_margin_loss"
   arrays, names = (input, target), ("input", "target")
   if weight is not None:

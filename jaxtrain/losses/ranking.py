@@ -12,6 +12,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from jaxtrain.losses._checks import check_broadcastable
 from jaxtrain.losses._checks import plain_when_concrete
 from jaxtrain.losses._reduction import as_float, reduce_loss
 
@@ -68,6 +69,7 @@ def margin_ranking_loss(
   Returns:
     A scalar, or the broadcast shape for ``'none'``.
   """
+  check_broadcastable("margin_ranking_loss", input1=input1, input2=input2, target=target)
   _same_ndim("margin_ranking_loss", input1=input1, input2=input2, target=target)
   # Integer labels compute in the inputs' type (torch negates a boolean one: no).
   (input1, input2, target), out_dtype = as_float(
@@ -96,6 +98,7 @@ def hinge_embedding_loss(input, target, *, margin: float = 1.0, reduction: str =
   Note:
     As in torch, a label that is neither 1 nor -1 takes both terms.
   """
+  check_broadcastable("hinge_embedding_loss", input=input, target=target)
   # torch only compares the labels with 1 and -1: integer and boolean ones too, and
   # their type leaves the result's alone.
   input_dtype = jnp.result_type(input)
@@ -135,6 +138,7 @@ def cosine_embedding_loss(
   Returns:
     A scalar, or ``(N,)`` for ``'none'``.
   """
+  check_broadcastable("cosine_embedding_loss", input1=input1, input2=input2)
   target_ndim = jnp.ndim(target)
   if target_ndim not in (0, 1):
     raise ValueError(
@@ -231,6 +235,7 @@ def pairwise_distance(x1, x2, *, p: float = 2.0, eps: float = 1e-6, keepdim: boo
   Returns:
     ``(N,)`` or ``()`` distances (``(N, 1)`` with ``keepdim``), in the inputs' dtype.
   """
+  check_broadcastable("pairwise_distance", x1=x1, x2=x2)
   (x1, x2), out_dtype = as_float(x1, x2, names=("x1", "x2"), loss="pairwise_distance")
   d = _norm(x1 - x2 + eps, float(p))
   return (d[..., None] if keepdim and (x1.ndim or x2.ndim) else d).astype(out_dtype)
@@ -280,6 +285,7 @@ def triplet_margin_loss(
   Returns:
     A scalar, or ``(N,)`` for ``'none'``.
   """
+  check_broadcastable("triplet_margin_loss", anchor=anchor, positive=positive, negative=negative)
   _check_triplet(anchor, positive, negative, margin, "triplet_margin_loss")
   (anchor, positive, negative), out_dtype = as_float(
       anchor, positive, negative, names=("anchor", "positive", "negative"),

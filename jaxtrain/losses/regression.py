@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from jaxtrain.losses._checks import (
     broadcast_with_warning,
+    check_broadcastable,
     check_same_shape,
     is_concrete,
     plain_when_concrete,
@@ -224,6 +225,7 @@ def poisson_nll_loss(
   Returns:
     The loss: a scalar, or the broadcast shape for ``'none'``.
   """
+  check_broadcastable("poisson_nll_loss", input=input, target=target)
   # Integer counts compute in the input's type, as torch; a boolean target also,
   # except with full=True (torch subtracts it there).
   (input, target), out_dtype = as_float(
@@ -294,6 +296,7 @@ def gaussian_nll_loss(
     the gradient flows to ``var`` as if it were not. Negative variances raise
     ``ValueError`` when ``var`` is concrete (outside ``jit``).
   """
+  check_broadcastable("gaussian_nll_loss", input=input, target=target)
   if isinstance(var, (int, float)):
     if var < 0:
       raise ValueError(f"gaussian_nll_loss: var has negative entry/entries (var={var})")

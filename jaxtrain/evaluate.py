@@ -24,6 +24,7 @@ from jaxtrain.checkpoint import Checkpointer
 from jaxtrain.config import Config
 from jaxtrain.data import DatasetNotFoundError, load_dataset
 from jaxtrain.run import build_run
+from jaxtrain.train import missing_application
 
 _PROG = "python -m jaxtrain.evaluate"
 
@@ -96,6 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   args = _parser().parse_args(argv)
   try:
     epoch, loss, acc, n = evaluate_checkpoint(args.checkpoint, args.epoch, args.data_dir)
+  except ModuleNotFoundError as e:
+    print(f"{_PROG}: error: {missing_application(e)}", file=sys.stderr)
+    return 2
   except (FileNotFoundError, _UsageError) as e:
     # One line, no traceback: the message names the directory or the epoch.
     print(f"{_PROG}: error: {e}", file=sys.stderr)

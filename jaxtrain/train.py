@@ -209,6 +209,9 @@ def main(argv=None) -> int:
   except OutputError as e:
     print(f"{PROG}: error: {_one_line(e)}; {_kept(config)}", file=sys.stderr)
     return 4
+  except ModuleNotFoundError as e:
+    print(f"{PROG}: error: {missing_application(e)}", file=sys.stderr)
+    return 2
   except (ValueError, TypeError, FileNotFoundError, DatasetNotFoundError) as e:
     print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
     return 2
@@ -226,6 +229,12 @@ def main(argv=None) -> int:
     print(f"final: test acc {last.test_acc:.4f} (best {best.test_acc:.4f} at epoch {best.epoch}), "
           f"train loss {last.train_loss:.4f}; run saved in {config.out_dir}")
   return 0
+
+
+def missing_application(error: ModuleNotFoundError) -> str:
+  """One line for a package of the training application that this install lacks."""
+  return (f"the training application needs packages this install lacks ({error}): "
+          "pip install 'jaxtrain[train]'")
 
 
 def _kept(config: Config | None) -> str:

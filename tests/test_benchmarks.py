@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 import time
 
 import pytest
@@ -97,16 +96,8 @@ def test_cpus_pins_xla_and_torch_to_one_thread():
   # A fresh process (XLA sizes its thread pool when its backend starts). With one CPU
   # XLA gives no kernel a partition of the work (`outer_dimension_partitions`), which it
   # does for an exp over 1024 x 100 when it has a thread pool of 2 or more.
-  code = textwrap.dedent("""
-      import os, sys
-      sys.path.insert(0, sys.argv[1])
-      import bench_losses, jax, jax.numpy as jnp, torch
-      line = bench_losses.pin_cpus(1)
-      text = jax.jit(jnp.exp).lower(jnp.ones((1024, 100))).compile().as_text()
-      print(len(os.sched_getaffinity(0)), torch.get_num_threads(),
-            'outer_dimension_partitions":["' in text, line)
-      """)
-  out = subprocess.run([sys.executable, "-c", code, BENCHMARKS], capture_output=True, text=True,
+  script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts", "pinned_cpus.py")
+  out = subprocess.run([sys.executable, script, BENCHMARKS], capture_output=True, text=True,
                        timeout=120, check=True).stdout.split(maxsplit=3)
   assert out[:3] == ["1", "1", "False"]
   assert "XLA's thread pool has 1 thread, torch 1." in out[3]

@@ -1,8 +1,8 @@
-"""Data parallelism (issue 7): 8 fake CPU devices equal one device; two processes agree.
+"""Data parallelism: 8 fake CPU devices equal one device; two processes agree.
 
 The device count of a process is fixed when jax starts, so the 8-device checks run
 in one subprocess with ``XLA_FLAGS=--xla_force_host_platform_device_count=8``
-(a driver script that prints its measurements as JSON; the tests assert on them),
+(tests/scripts/eight_devices.py prints its measurements as JSON; the tests assert on them),
 and the multi-process checks run two ``python -m jaxtrain.train`` processes joined
 by a loopback coordinator (JAX's gloo collectives on CPU).
 
@@ -27,116 +27,11 @@ from jaxtrain import parallel, train
 from jaxtrain.data import batches, load_dataset
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPTS = os.path.join(REPO, "tests", "scripts")
 RTOL, ATOL = 1e-5, 1e-6
 DEVICES = 8
 
 # Runs in a process with 8 CPU devices; prints one line 'RESULT {json}'.
-_EIGHT_DEVICES = r"""
-import contextlib, io, json, os, sys
-import jax, jax.numpy as jnp, numpy as np
-from flax import nnx
-import jaxtrain.losses as L
-from jaxtrain import evaluate, loop, models, optim, parallel, train
-from jaxtrain.train_step import create_train_state, make_epoch, make_eval_step, make_train_step
-
-out = {"device_count": jax.device_count()}
-tmp = sys.argv[1]
-eight, one = parallel.data_mesh(), parallel.data_mesh(jax.devices()[:1])
-
-def maxdiff(a, b):
-  a, b = jax.tree.leaves(a), jax.tree.leaves(b)
-  assert len(a) == len(b) and a
-  return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in zip(a, b))
-
-def close(a, b):
-  return all(np.allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
-             for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
-
-rng = np.random.default_rng(0)
-x = rng.uniform(size=(80, 8, 8, 1)).astype(np.float32)
-y = rng.integers(0, 10, 80).astype(np.int32)
-order = rng.permutation(80).astype(np.int32).reshape(5, 16)  # 5 steps of batch 16
-MODELS = {
-    "mlp": lambda: models.MLP(in_features=64, hidden=32, num_classes=10, rngs=nnx.Rngs(0)),
-    "cnn": lambda: models.CNN(in_channels=1, image_size=8, num_classes=10, rngs=nnx.Rngs(0)),
-}
-for name, make in MODELS.items():
-  model, opt = make(), optim.sgd(0.1, momentum=0.9)
-  params, losses = {}, {}
-  for mesh_name, mesh in (("eight", eight), ("one", one)):
-    step = make_train_step(model, L.cross_entropy, opt, mesh=mesh)
-    state = create_train_state(model, opt, mesh=mesh)
-    losses[mesh_name] = []
-    for idx in order:
-      state, m = step(state, (x[idx], y[idx]))
-      losses[mesh_name].append(float(m["loss"]))
-    params[mesh_name] = jax.tree.map(np.asarray, state.params)
-    leaf = jax.tree.leaves(state.params)[0]
-    out[f"{name}_{mesh_name}_param_devices"] = len(leaf.sharding.device_set)
-    out[f"{name}_{mesh_name}_replicated"] = bool(leaf.is_fully_replicated)
-    out[f"{name}_{mesh_name}_count"] = int(m["count"])
-  out[f"{name}_step_maxdiff"] = maxdiff(params["eight"], params["one"])
-  out[f"{name}_step_close"] = close(params["eight"], params["one"])
-  out[f"{name}_loss_maxdiff"] = float(np.max(np.abs(np.subtract(losses["eight"], losses["one"]))))
-  if name == "mlp":  # (the CNN's scan: through the CLI below would cost another fit; skipped)
-    # The whole epoch as one scan, sharded over the 8 devices, from the same state.
-    epoch = make_epoch(model, L.cross_entropy, opt, mesh=eight)
-    state, totals = epoch(create_train_state(model, opt, mesh=eight), jnp.asarray(x),
-                          jnp.asarray(y), order)
-    out["scan_maxdiff"] = maxdiff(state.params, params["one"])
-    out["scan_close"] = close(state.params, params["one"])
-    out["scan_loss_maxdiff"] = float(np.max(np.abs(totals["batch_loss"] - np.array(losses["one"]))))
-
-# The batch really is split: 2 rows per device, and the compiled step all-reduces.
-model, opt = MODELS["mlp"](), optim.sgd(0.1)
-step = make_train_step(model, L.cross_entropy, opt, mesh=eight)
-batch = parallel.put_batch((x[:16], y[:16]), eight)
-out["batch_shard_rows"] = sorted({s.data.shape[0] for s in batch[0].addressable_shards})
-out["batch_devices"] = len(batch[0].sharding.device_set)
-hlo = step.lower(create_train_state(model, opt, mesh=eight), batch).compile().as_text()
-out["step_all_reduce"] = "all-reduce" in hlo
-
-# A dataset on the devices (pipeline's 'device' placement): as stored, uint8, split
-# along its examples (83 padded to 88: 11 rows per device), never replicated; the
-# scanned epoch gathers each batch without assembling the whole split anywhere.
-pixels = rng.integers(0, 256, (83, 8, 8, 1)).astype(np.uint8)
-split_x, split_y = parallel.put_split(pixels, np.arange(83, dtype=np.int32) % 10, eight)
-out["split_dtype"] = str(split_x.dtype)
-out["split_shape"] = list(split_x.shape)
-out["split_shard_rows"] = sorted({s.data.shape[0] for s in split_x.addressable_shards})
-out["split_devices"] = len(split_x.sharding.device_set)
-epoch = make_epoch(model, L.cross_entropy, opt, mesh=eight, image_max=255)
-hlo = epoch.lower(create_train_state(model, opt, mesh=eight), split_x, split_y,
-                  order).compile().as_text()
-out["split_all_gathered"] = [line.strip()[:120] for line in hlo.splitlines()
-                             if "all-gather" in line and "[88," in line]
-
-# Evaluation with a batch size that does not divide by 8: padded to 32, mask 0.
-state = create_train_state(model, opt, mesh=eight)
-ev8 = make_eval_step(model, L.cross_entropy, mesh=eight)
-ev1 = make_eval_step(model, L.cross_entropy, mesh=one)
-xe, ye = x[:75], y[:75]
-out["eval_eight"] = loop.evaluate(ev8, state, xe, ye, 30, mesh=eight)
-out["eval_one"] = loop.evaluate(ev1, jax.device_put(state, parallel.replicated(one)), xe, ye, 30,
-                                mesh=one)
-
-# The CLI path on 8 devices, per step and scan-epoch, against loop.fit on one device.
-common = ["--model", "mlp", "--epochs", "2", "--progress", "quiet"]
-for mode, extra in (("step", []), ("scan", ["--scan-epoch"])):
-  out[f"cli_{mode}_code"] = train.main(common + extra + ["--out", os.path.join(tmp, mode)])
-config, _ = train.config_from_args(common + ["--out", os.path.join(tmp, "one")])
-loop.fit(config, mesh=one)
-with contextlib.redirect_stdout(io.StringIO()) as text:
-  out["evaluate_code"] = evaluate.main(["--checkpoint", os.path.join(tmp, "step")])
-out["evaluate_line"] = text.getvalue()
-
-# A global batch that does not divide by the 8 devices: one line, exit 2.
-with contextlib.redirect_stderr(io.StringIO()) as err:
-  out["bad_batch_code"] = train.main(common + ["--batch-size", "60",
-                                               "--out", os.path.join(tmp, "bad")])
-out["bad_batch_err"] = err.getvalue()
-print("RESULT " + json.dumps(out))
-"""
 
 
 def _result(stdout: str) -> dict:
@@ -151,7 +46,7 @@ def eight(tmp_path_factory):
   tmp = tmp_path_factory.mktemp("eight")
   env = {**os.environ, "PYTHONPATH": REPO,
          "XLA_FLAGS": f"--xla_force_host_platform_device_count={DEVICES}"}
-  proc = subprocess.run([sys.executable, "-c", _EIGHT_DEVICES, str(tmp)], env=env,
+  proc = subprocess.run([sys.executable, os.path.join(SCRIPTS, "eight_devices.py"), str(tmp)], env=env,
                         capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   return _result(proc.stdout), tmp
@@ -233,36 +128,6 @@ def test_indivisible_batch_size_is_one_line_exit_2(eight):
 # $JAXTRAIN_TEST_PARAMS and prints 'RESULT {json}' (process and device counts).
 # With $JAXTRAIN_TEST_STOP=E it is interrupted (KeyboardInterrupt, as Ctrl-C)
 # once epoch E is checkpointed and reported: a cluster job cut short.
-_PROCESS_MAIN = r"""
-import json, os, sys
-import numpy as np
-from jaxtrain import loop, reporting, train
-
-captured = {}
-fit = loop.fit
-def capturing_fit(*args, **kwargs):
-  state, results = fit(*args, **kwargs)
-  captured["state"] = state
-  return state, results
-loop.fit = capturing_fit
-stop = int(os.environ.get("JAXTRAIN_TEST_STOP", "0"))
-if stop:
-  end_epoch = reporting.Reporter.end_epoch
-  def interrupted(self, result, **kwargs):
-    end_epoch(self, result, **kwargs)
-    if result.epoch == stop:
-      raise KeyboardInterrupt
-  reporting.Reporter.end_epoch = interrupted
-code = train.main(sys.argv[1:])
-import jax
-info = {"code": code, "process_index": jax.process_index(),
-        "process_count": jax.process_count(), "device_count": jax.device_count(),
-        "local_device_count": jax.local_device_count()}
-if "state" in captured:
-  loop.save_params(captured["state"], os.environ["JAXTRAIN_TEST_PARAMS"])
-print("RESULT " + json.dumps(info), flush=True)
-sys.exit(code)
-"""
 
 
 def _free_port() -> int:
@@ -284,7 +149,7 @@ def _start(folder, args, *, stop=0):
     cwd = folder / f"p{pid}"
     cwd.mkdir(parents=True, exist_ok=True)
     procs.append(subprocess.Popen(
-        [sys.executable, "-c", _PROCESS_MAIN, *args, "--coordinator-address",
+        [sys.executable, os.path.join(SCRIPTS, "process_main.py"), *args, "--coordinator-address",
          f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(pid)],
         cwd=cwd, env={**env, "JAXTRAIN_TEST_PARAMS": str(folder / f"params{pid}.npz")},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))

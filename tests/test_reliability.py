@@ -1,9 +1,8 @@
 """Reliability: SIGKILL at chosen points then ``--resume``, the NaN policies, determinism.
 
 The reference for every resumed run is the run that was never interrupted (same
-flags, same seed, CPU): its ``params.npz`` must come back bit for bit, which is the
-issue's acceptance ("the resumed run ends with the parameters of the uninterrupted
-run").
+flags, same seed, CPU): its ``params.npz`` must come back bit for bit ("the resumed
+run ends with the parameters of the uninterrupted run").
 """
 
 import dataclasses
@@ -42,58 +41,6 @@ COMMON = ["--model", "softmax_regression", "--epochs", "3", "--progress", "quiet
 #   commit:E    everything of epoch E is written, the final rename is next
 #   report:E    epoch E's checkpoint is committed, its metrics not yet reported
 #   params      the last checkpoint is committed, params.npz not yet written
-_HOOKED_MAIN = r"""
-import os, sys, time
-import orbax.checkpoint as ocp
-from jaxtrain import loop, reporting, train
-
-kind, _, arg = os.environ["JAXTRAIN_KILL_HOOK"].partition(":")
-marker = os.environ["JAXTRAIN_KILL_MARKER"]
-
-def stop_here():
-  with open(marker, "w") as f:
-    f.write(str(os.getpid()))
-  time.sleep(600)
-
-if kind == "step":
-  from jaxtrain import pipeline
-  make = pipeline.make_gather_step  # the dataset on the (CPU) device: the default
-  calls = [0]
-  def make_gather_step(*a, **k):
-    step = make(*a, **k)
-    def counted(*args):
-      out = step(*args)
-      calls[0] += 1
-      if calls[0] == int(arg):
-        stop_here()
-      return out
-    return counted
-  pipeline.make_gather_step = make_gather_step
-elif kind in ("create", "item", "commit"):
-  A = ocp.path.atomicity.AtomicRenameTemporaryPath
-  method = "create" if kind == "create" else "finalize"
-  original = getattr(A, method)
-  suffix = {"create": f"/{arg}.orbax-checkpoint-tmp",
-            "commit": f"/{arg}.orbax-checkpoint-tmp",
-            "item": f"/{arg}.orbax-checkpoint-tmp/state.orbax-checkpoint-tmp"}[kind]
-  async def hooked(self, *a, **k):
-    if kind == "create":
-      out = await original(self, *a, **k)
-    if str(self.get()).endswith(suffix):
-      stop_here()
-    return out if kind == "create" else await original(self, *a, **k)
-  setattr(A, method, hooked)
-elif kind == "report":
-  end_epoch = reporting.Reporter.end_epoch
-  def hooked(self, result, **k):
-    if result.epoch == int(arg):
-      stop_here()
-    return end_epoch(self, result, **k)
-  reporting.Reporter.end_epoch = hooked
-elif kind == "params":
-  loop.save_params = lambda *a, **k: stop_here()
-sys.exit(train.main(sys.argv[1:]))
-"""
 
 # (hook, what the killed run's checkpoints may hold: the latest committed epoch).
 # Checkpoints are written asynchronously: a save returns once the state is on the
@@ -125,7 +72,7 @@ def test_sigkill_anywhere_then_resume_equals_the_uninterrupted_run(tmp_path):
     out = tmp_path / hook.replace(":", "_")
     marker = tmp_path / (out.name + ".marker")
     procs[hook] = (out, marker, subprocess.Popen(
-        [sys.executable, "-c", _HOOKED_MAIN, *COMMON, "--out", str(out)],
+        [sys.executable, os.path.join(REPO, "tests", "scripts", "killed_main.py"), *COMMON, "--out", str(out)],
         env={**env, "JAXTRAIN_KILL_HOOK": hook, "JAXTRAIN_KILL_MARKER": str(marker)},
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
   # Meanwhile, the reference: the same flags, never interrupted.

@@ -71,6 +71,7 @@ class Config:
   model: str = "cnn"
   dataset: str = "digits"
   data_dir: str | None = None
+  download: bool = False  # prepare a missing tfds dataset in data_dir first (needs TensorFlow)
   loss: str = "cross_entropy"
   reduction: str = "mean"
   optimizer: str = "sgd"
@@ -308,7 +309,8 @@ def fit(config: Config, *, log: Callable[[str], None] | None = None, data: Datas
   mesh = parallel.data_mesh() if mesh is None else mesh
   parallel.check_batch_size(config.batch_size, mesh)
   main = parallel.is_main_process()
-  data = data if data is not None else load_dataset(config.dataset, data_dir=config.data_dir)
+  data = data if data is not None else load_dataset(config.dataset, data_dir=config.data_dir,
+                                                  download=config.download)
   model, lr, optimizer, steps = build_training(config, data)
   placement = pipeline.choose_placement(config.data_placement, data, mesh,
                                         scan_epoch=config.scan_epoch)

@@ -47,6 +47,9 @@ def parser() -> argparse.ArgumentParser:
                  help="digits (offline, scikit-learn), mnist, fashion_mnist, cifar10 "
                       "(tensorflow-datasets, prepared in --data-dir), synthetic")
   g.add_argument("--data-dir", default=d.data_dir, help="where tfds datasets are prepared")
+  g.add_argument("--download", action="store_true",
+                 help="download and prepare a missing tfds dataset in --data-dir first "
+                      "(needs pip install 'jaxtrain[prepare]')")
   g = p.add_argument_group("loss")
   g.add_argument("--loss", choices=tuple(loop.LOSSES), default=d.loss,
                  help="a jaxtrain.losses function of (logits, class indices)")

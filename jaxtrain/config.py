@@ -73,6 +73,9 @@ class Config:
   data_dir: str | None = option(None, "where tfds datasets are prepared (default: tfds's, "
                                 "$TFDS_DATA_DIR or ~/tensorflow_datasets)", group=_DATA,
                                 on_resume=True)
+  download: bool = option(False, "download and prepare a missing tfds dataset in --data-dir "
+                          "first (needs pip install 'jaxtrain[prepare]' and internet)",
+                          group=_DATA, on_resume=True)
   data_placement: str = option("auto", "where the dataset lives while training: device (put "
                                "there once, split over the devices), host (batches "
                                "prefetched), auto (the device if it fits in half its free "

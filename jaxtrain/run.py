@@ -13,8 +13,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import jax
 import optax
 from flax import nnx
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from jaxtrain import choices, optim, pipeline
@@ -66,7 +68,8 @@ def build_run(config: Config, data: Dataset | None = None) -> Run:
 
   Args:
     config: the run's config; resolved and validated here.
-    data: the dataset, if already loaded (else ``load_dataset(config.dataset)``).
+    data: the dataset, if already loaded (else ``load_dataset(config.dataset)``,
+      prepared first with ``config.download``).
 
   Raises:
     ValueError: a bad config, or a batch larger than the training split.
@@ -74,7 +77,7 @@ def build_run(config: Config, data: Dataset | None = None) -> Run:
   config = config.resolved()
   config.validate()
   if data is None:
-    data = load_dataset(config.dataset, data_dir=config.data_dir)
+    data = _load(config)
   n = len(data.train)
   steps = num_batches(n, config.batch_size, drop_last=True)
   if steps == 0:
@@ -92,6 +95,16 @@ def build_run(config: Config, data: Dataset | None = None) -> Run:
     # torch's AMP recipe: float16 autocast with a GradScaler at its defaults.
     optimizer = optim.grad_scaler(optimizer)
   return Run(config, data, model, choices.LOSSES[config.loss], lr, optimizer, steps)
+
+
+def _load(config: Config) -> Dataset:
+  """The run's dataset; with ``download`` and several processes, process 0 prepares it."""
+  if config.download and jax.process_count() > 1:
+    # One writer: the others would race it into the same (shared) data_dir.
+    if jax.process_index() == 0:
+      load_dataset(config.dataset, data_dir=config.data_dir, download=True)
+    multihost_utils.sync_global_devices("jaxtrain_download")
+  return load_dataset(config.dataset, data_dir=config.data_dir, download=config.download)
 
 
 def _options(config: Config, choice: choices.Choice) -> dict:

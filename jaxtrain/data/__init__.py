@@ -3,7 +3,9 @@
 ``load_dataset(name)`` returns a ``Dataset`` whose splits hold uint8 images
 ``(N, H, W, C)`` (``to_float(images, split.max_value)`` gives ``[0, 1]`` float32,
 as torchvision's ``ToTensor``) and int32 labels; ``batches(split, ...)`` yields
-its minibatches in an order fixed by ``(seed, epoch)``.
+its minibatches in an order fixed by ``(seed, epoch)``. ``load_dataset(name,
+download=True)`` first prepares a missing tensorflow-datasets dataset
+(``prepare_tfds_dataset``; needs ``pip install 'jaxtrain[prepare]'``).
 """
 
 from jaxtrain.data.batching import Batches
@@ -14,6 +16,8 @@ from jaxtrain.data.dataset import Dataset
 from jaxtrain.data.dataset import Split
 from jaxtrain.data.dataset import to_float
 from jaxtrain.data.digits import digits
+from jaxtrain.data.prepare import DatasetDownloadError
+from jaxtrain.data.prepare import prepare_tfds_dataset
 from jaxtrain.data.sources import DATASETS
 from jaxtrain.data.sources import load_dataset
 from jaxtrain.data.synthetic import synthetic

@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 
 from jaxtrain.data.dataset import Dataset
 from jaxtrain.data.digits import digits
 from jaxtrain.data.synthetic import synthetic
 from jaxtrain.data.tfds_source import load_tfds_dataset
 
-# Offline: digits (shipped in scikit-learn) and synthetic (generated).
-# tensorflow-datasets, prepared beforehand in `data_dir`: the rest.
+
+
+def _offline(make: Callable[[], Dataset]) -> Callable[..., Dataset]:
+  def load(*, data_dir=None, download=False):
+    del data_dir, download  # nothing to find or fetch
+    return make()
+  return load
+
+
+# name -> load(*, data_dir, download). Offline: digits (shipped in scikit-learn) and
+# synthetic (generated). tensorflow-datasets, prepared in `data_dir` beforehand or by
+# `download=True`: the rest.
 TFDS_DATASETS = ("mnist", "fashion_mnist", "cifar10")
-DATASETS = ("digits", *TFDS_DATASETS, "synthetic")
+DATASETS: dict[str, Callable[..., Dataset]] = {
+    "digits": _offline(digits),
+    **{name: functools.partial(load_tfds_dataset, name) for name in TFDS_DATASETS},
+    "synthetic": _offline(synthetic),
+}
 
 
-def load_dataset(name: str, *, data_dir: str | os.PathLike | None = None) -> Dataset:
+def load_dataset(name: str, *, data_dir: str | os.PathLike | None = None,
+                 download: bool = False) -> Dataset:
   """Loads the dataset ``name`` whole into host memory.
 
   ==============  ==========  ===============  ==========================================
@@ -28,28 +45,32 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike | None = None) -> Dat
   synthetic       28x28x1     8,192 / 2,048    ``synthetic()`` with its defaults
   ==============  ==========  ===============  ==========================================
 
-  Images are float32 ``(N, H, W, C)`` in ``[0, 1]`` (torchvision's ``ToTensor``
-  scaling, channels last), labels int32 ``(N,)``; all have 10 classes.
+  Images are uint8 pixels ``(N, H, W, C)``, channels last, as stored (CIFAR-10's
+  50,000 training images: 154 MB, not 614 MB as float32); ``to_float(images,
+  split.max_value)`` gives torchvision's ``ToTensor`` values. Labels are int32
+  ``(N,)``; all have 10 classes.
 
   Args:
     name: one of ``DATASETS``.
     data_dir: where tfds datasets are prepared; ``None`` means tfds' default
       (``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``). Unused by
       ``digits`` and ``synthetic``.
+    download: prepare a tfds dataset missing from ``data_dir`` first: tfds'
+      builder downloads it and writes it there (array_record), once. Needs
+      TensorFlow (``pip install 'jaxtrain[prepare]'``) and internet. ``digits``
+      and ``synthetic`` have nothing to download.
 
   Returns:
     The ``Dataset``.
 
   Raises:
     ValueError: ``name`` is not a known dataset.
-    DatasetNotFoundError: a tfds dataset is not prepared in ``data_dir``. It is
-      raised at once; nothing is downloaded and there is no fallback to
-      another dataset.
+    DatasetNotFoundError: a tfds dataset is not prepared in ``data_dir`` and
+      ``download`` is false. It is raised at once; nothing is downloaded and
+      there is no fallback to another dataset.
+    DatasetDownloadError: ``download`` is true and preparing failed (no
+      TensorFlow, no network, ``data_dir`` not writable...): one line, at once.
   """
-  if name == "digits":
-    return digits()
-  if name == "synthetic":
-    return synthetic()
-  if name in TFDS_DATASETS:
-    return load_tfds_dataset(name, data_dir=data_dir)
-  raise ValueError(f"unknown dataset name={name!r}; expected one of {', '.join(DATASETS)}")
+  if name not in DATASETS:
+    raise ValueError(f"unknown dataset name={name!r}; expected one of {', '.join(DATASETS)}")
+  return DATASETS[name](data_dir=data_dir, download=download)

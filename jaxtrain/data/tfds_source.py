@@ -2,12 +2,12 @@
 
 ``tfds.load`` needs TensorFlow; ``tfds.data_source`` does not: it reads a dataset
 prepared in the ``array_record`` format with numpy (and decodes PNG images with
-Pillow). Preparing a dataset (downloading and writing it) does need TensorFlow,
-so it is a separate, one-off step on a machine with internet (``docs/data.md``).
+Pillow). Preparing a dataset (downloading and writing it) does need TensorFlow:
+that one-off step is :mod:`jaxtrain.data.prepare`, run only when asked
+(``download=True``, ``--download``; ``docs/data.md``).
 
-This module never downloads: ``download=False`` is always passed, because on a
-machine without internet ``tfds.data_source`` would otherwise retry the download
-for minutes before failing.
+``tfds.data_source`` is always called with ``download=False``: its own download
+would, on a machine without internet, retry for minutes before failing.
 """
 
 from __future__ import annotations
@@ -37,12 +37,10 @@ def _not_prepared_message(name: str, data_dir: str | os.PathLike | None) -> str:
       "TFDS_DATA_DIR", os.path.join("~", "tensorflow_datasets"))
   return (
       f"dataset {name!r} is not prepared in the array_record format under {os.fspath(where)!r}, "
-      "and jaxtrain never downloads. Prepare it once on a machine with internet "
-      "(this step needs TensorFlow):\n"
-      "    pip install tensorflow tensorflow-datasets\n"
+      "and nothing is downloaded without --download (download=True in Python), which "
+      "needs TensorFlow: pip install 'jaxtrain[prepare]'. Without internet here, prepare "
+      "it on a machine with internet, with --download or:\n"
       f"    tfds build {name} --file_format=array_record --data_dir=DIR\n"
-      f"  or in Python: tfds.builder({name!r}, data_dir=DIR, "
-      "file_format='array_record').download_and_prepare()\n"
       "then copy DIR to this machine and pass data_dir=DIR (--data-dir DIR on the command "
       "line). 'digits' and 'synthetic' need no preparation."
   )
@@ -80,7 +78,8 @@ def _read_split(source: Any, image_shape: tuple[int, ...], num_classes: int) -> 
   return Split(images, labels, 255)
 
 
-def load_tfds_dataset(name: str, *, data_dir: str | os.PathLike | None = None) -> Dataset:
+def load_tfds_dataset(name: str, *, data_dir: str | os.PathLike | None = None,
+                      download: bool = False) -> Dataset:
   """Loads a prepared tfds image-classification dataset into memory.
 
   The dataset must have an ``image`` feature of uint8 pixels, a ``label``
@@ -91,6 +90,9 @@ def load_tfds_dataset(name: str, *, data_dir: str | os.PathLike | None = None) -
     name: the tfds name, e.g. ``"mnist"``.
     data_dir: the folder the dataset was prepared in; ``None`` means tfds'
       default (``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``).
+    download: if the dataset is not prepared there, download and prepare it
+      first (``jaxtrain.data.prepare``; needs TensorFlow). A prepared dataset
+      is loaded as it is, without TensorFlow.
 
   Returns:
     A ``Dataset``: images ``(N, H, W, C)`` uint8 (``max_value`` 255: ``to_float``
@@ -98,8 +100,24 @@ def load_tfds_dataset(name: str, *, data_dir: str | os.PathLike | None = None) -
 
   Raises:
     DatasetNotFoundError: at once, when the dataset is not prepared there (or
-      was prepared in another file format); the message says how to prepare it.
+      was prepared in another file format) and ``download`` is false; the
+      message says how to prepare it.
+    DatasetDownloadError: ``download`` is true and preparing failed (a
+      ``DatasetNotFoundError`` too; see ``prepare_tfds_dataset``).
   """
+  try:
+    return _load_prepared(name, data_dir)
+  except DatasetNotFoundError:
+    if not download:
+      raise
+  # Imported here: it needs this module's DatasetNotFoundError.
+  from jaxtrain.data.prepare import prepare_tfds_dataset
+
+  prepare_tfds_dataset(name, data_dir=data_dir)
+  return _load_prepared(name, data_dir)
+
+
+def _load_prepared(name: str, data_dir: str | os.PathLike | None) -> Dataset:
   # Imported here: tensorflow-datasets is only needed by these datasets, and
   # `import jaxtrain.data` should not pay for it.
   import tensorflow_datasets as tfds

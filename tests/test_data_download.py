@@ -343,8 +343,8 @@ def test_without_download_nothing_is_fetched(tmp_path, monkeypatch):
   assert not isinstance(info.value, data.DatasetDownloadError)
   assert "pip install 'jaxtrain[prepare]'" in str(info.value)
   assert calls == [] and os.listdir(tmp_path) == []
-  assert train.parser().parse_args([]).download is False
-  assert loop.Config().download is False
+  config, _ = train.config_from_args(["--out", str(tmp_path / "run")])
+  assert config.download is False and loop.Config().download is False
 
 
 def test_offline_download_fails_fast_in_one_line(tmp_path, monkeypatch, capsys):

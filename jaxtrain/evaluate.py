@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from jaxtrain import parallel
 from jaxtrain.checkpoint import Checkpointer
 from jaxtrain.config import Config
-from jaxtrain.data import DatasetNotFoundError, load_dataset
+from jaxtrain.data import DatasetError, load_dataset
 from jaxtrain.run import build_run
 from jaxtrain.train import missing_application
 
@@ -78,7 +78,7 @@ def evaluate_checkpoint(directory: str, epoch: int | None = None,
       raise _UsageError(f"bad config in the checkpoint's meta: {e}") from e
     try:
       data = load_dataset(config.dataset, data_dir=config.data_dir)
-    except (DatasetNotFoundError, ValueError) as e:  # e.g. a --data-dir without the data
+    except (DatasetError, ValueError) as e:  # e.g. a --data-dir without the data
       raise _UsageError(str(e).splitlines()[0]) from e
     # The run rebuilt as loop.fit builds it: the restore needs the saved structure.
     try:

@@ -189,7 +189,7 @@ def main(argv=None) -> int:
   # logs a traceback for a failed asynchronous write that it also raises: the
   # outcome (one line below) is what the user needs to see.
   logging.getLogger("absl").setLevel(logging.CRITICAL)
-  from jaxtrain.data import DatasetNotFoundError
+  from jaxtrain.data import DatasetError
 
   config, resume = None, False
   try:
@@ -212,7 +212,7 @@ def main(argv=None) -> int:
   except ModuleNotFoundError as e:
     print(f"{PROG}: error: {missing_application(e)}", file=sys.stderr)
     return 2
-  except (ValueError, TypeError, FileNotFoundError, DatasetNotFoundError) as e:
+  except (ValueError, TypeError, FileNotFoundError, DatasetError) as e:
     print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
     return 2
   except loop.NonFiniteError as e:

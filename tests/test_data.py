@@ -391,3 +391,48 @@ def test_to_float_is_torch_division_for_every_pixel_value(max_value):
   np.testing.assert_array_equal(data.to_float(pixels, max_value), expected)
   compiled = jax.jit(lambda x: data.to_float(x, max_value))(pixels)
   np.testing.assert_array_equal(np.asarray(compiled), expected)
+
+
+def _copy_of(tiny_data_dir, tmp_path):
+  import shutil
+
+  copy = tmp_path / "tfds"
+  shutil.copytree(tiny_data_dir, copy)
+  return copy, copy / "jaxtrain_tiny_images" / "1.0.0"
+
+
+@pytest.mark.parametrize("damage", ["dataset_info.json", "shards"])
+def test_a_damaged_prepared_dataset_is_one_clear_error(tiny_data_dir, tmp_path, damage):
+  # A broken JSON (protobuf's ParseError) or garbage shards (array_record's RuntimeError):
+  # one error type, one line, naming the dataset and what to do.
+  copy, folder = _copy_of(tiny_data_dir, tmp_path)
+  if damage == "dataset_info.json":
+    (folder / "dataset_info.json").write_text("{not json")
+  else:
+    for shard in folder.glob("*.array_record-*"):
+      shard.write_bytes(os.urandom(3000))
+  with pytest.raises(data.CorruptDatasetError) as info:
+    data.load_tfds_dataset("jaxtrain_tiny_images", data_dir=copy)
+  message = str(info.value)
+  assert "\n" not in message and "is prepared but cannot be read" in message
+  assert "jaxtrain_tiny_images" in message and "prepare it again" in message
+  assert isinstance(info.value, data.DatasetError)
+
+
+def test_the_cli_reports_a_damaged_dataset_in_one_line(tmp_path):
+  # A prepared-looking mnist folder whose dataset_info.json is garbage.
+  import subprocess
+  import sys
+
+  folder = tmp_path / "data" / "mnist" / "3.0.1"
+  folder.mkdir(parents=True)
+  (folder / "dataset_info.json").write_text("{not json")
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  proc = subprocess.run(
+      [sys.executable, "-m", "jaxtrain.train", "--dataset", "mnist", "--data-dir",
+       str(tmp_path / "data"), "--out", str(tmp_path / "run")],
+      env={**os.environ, "PYTHONPATH": repo}, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 2, proc.stderr
+  assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+  assert "dataset 'mnist'" in proc.stderr and "cannot be read" in proc.stderr
+  assert not (tmp_path / "run").exists()

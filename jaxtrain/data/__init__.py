@@ -21,5 +21,7 @@ from jaxtrain.data.prepare import prepare_tfds_dataset
 from jaxtrain.data.sources import DATASETS
 from jaxtrain.data.sources import load_dataset
 from jaxtrain.data.synthetic import synthetic
+from jaxtrain.data.tfds_source import CorruptDatasetError
+from jaxtrain.data.tfds_source import DatasetError
 from jaxtrain.data.tfds_source import DatasetNotFoundError
 from jaxtrain.data.tfds_source import load_tfds_dataset

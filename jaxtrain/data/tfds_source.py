@@ -27,8 +27,16 @@ from jaxtrain.data.dataset import Dataset, Split
 READ_CHUNK = 4096
 
 
-class DatasetNotFoundError(RuntimeError):
+class DatasetError(RuntimeError):
+  """A dataset could not be found, prepared or read; the message is what to do about it."""
+
+
+class DatasetNotFoundError(DatasetError):
   """A tensorflow-datasets dataset is not prepared where it was looked for."""
+
+
+class CorruptDatasetError(DatasetError):
+  """A prepared dataset's files cannot be read (a broken dataset_info.json, garbage shards)."""
 
 
 def _not_prepared_message(name: str, data_dir: str | os.PathLike | None) -> str:
@@ -134,9 +142,11 @@ def _load_prepared(name: str, data_dir: str | os.PathLike | None) -> Dataset:
   except ValueError as e:
     # Prepared, but as TFRecord: "File format is already set to FileFormat.TFRECORD".
     if "file format" not in str(e).lower():
-      raise
+      raise _corrupt(name, data_dir, e) from e
     raise DatasetNotFoundError(
         f"{_not_prepared_message(name, data_dir)}\ntfds said: {e}") from e
+  except Exception as e:  # noqa: BLE001  (a broken JSON, protobuf or shard: any of tfds' errors)
+    raise _corrupt(name, data_dir, e) from e
 
   features = train_source.dataset_info.features
   image_shape = tuple(int(d) for d in features["image"].shape)
@@ -145,10 +155,22 @@ def _load_prepared(name: str, data_dir: str | os.PathLike | None) -> Dataset:
         f"{name!r} images are {features['image'].np_dtype} {image_shape}; "
         "expected uint8 (H, W, C)")
   num_classes = int(features["label"].num_classes)
-  return Dataset(
-      name=name,
-      train=_read_split(train_source, image_shape, num_classes),
-      test=_read_split(test_source, image_shape, num_classes),
-      num_classes=num_classes,
-      image_shape=image_shape,
-  )
+  try:
+    train, test = (_read_split(source, image_shape, num_classes)
+                   for source in (train_source, test_source))
+  except ValueError:
+    raise
+  except Exception as e:  # noqa: BLE001  (array_record's and tfds' errors on garbage shards)
+    raise _corrupt(name, data_dir, e) from e
+  return Dataset(name=name, train=train, test=test, num_classes=num_classes,
+                 image_shape=image_shape)
+
+
+def _corrupt(name: str, data_dir, error: BaseException) -> CorruptDatasetError:
+  where = data_dir if data_dir is not None else os.environ.get(
+      "TFDS_DATA_DIR", os.path.join("~", "tensorflow_datasets"))
+  reason = " ".join(str(error).split()) or type(error).__name__
+  return CorruptDatasetError(
+      f"dataset {name!r} under {os.fspath(where)!r} is prepared but cannot be read "
+      f"({type(error).__name__}: {reason}); delete its folder and prepare it again "
+      "(--download)")

@@ -85,3 +85,11 @@ def test_unknown_names_list_the_choices():
     with pytest.raises(ValueError, match=f"{field}='nope' is not valid; expected one of "
                                          f"{', '.join(registry)}"):
       dataclasses.replace(Config(), **{field: "nope"}).resolved().validate()
+
+
+def test_fit_validates_the_config_naming_the_field():
+  # Config used from python (notebooks), without the CLI.
+  from jaxtrain import loop
+
+  with pytest.raises(ValueError, match="nan_policy='never' is not valid; expected one of stop, skip"):
+    loop.fit(Config(nan_policy="never"))

@@ -185,3 +185,41 @@ def test_shapes_that_do_not_broadcast_name_the_arguments(name, args, shapes):
     getattr(F, name)(*map(torch.from_numpy, args))
   with pytest.raises(ValueError, match=re.escape(f"{name}: the shapes of {shapes} do not broadcast")):
     getattr(L, name)(*args)
+
+
+# Bad calls users make, with the message that names the argument and what was expected
+# (the loss's own rules, and torch 2.13.0's where it has them).
+BAD_CALLS = [
+    ("ce class index too large", lambda: L.cross_entropy(x23, np.array([0, 3])), ValueError,
+     "cross_entropy: target 3 is out of bounds; expected class indices in [0, 2]"),
+    ("ce negative class index", lambda: L.cross_entropy(x23, np.array([-1, 0])), ValueError,
+     "cross_entropy: target -1 is out of bounds"),
+    ("ce float target", lambda: L.cross_entropy(x23, np.array([0.0, 1.0])), TypeError,
+     "cross_entropy: target must hold integer class indices, got dtype float"),
+    ("ce target batch mismatch", lambda: L.cross_entropy(x23, np.array([0, 1, 2])), ValueError,
+     "cross_entropy: target shape (3,) must equal input shape (2, 3) without its class"),
+    ("ce weight per class", lambda: L.cross_entropy(x23, np.array([0, 1]), weight=np.ones(4)),
+     ValueError, "cross_entropy: weight must have shape (3,), one entry per class, got (4,)"),
+    ("ce label_smoothing", lambda: L.cross_entropy(x23, np.array([0, 1]), label_smoothing=1.5),
+     ValueError, "cross_entropy: label_smoothing must be in [0, 1], got 1.5"),
+    ("nll index outside ignore_index",
+     lambda: L.nll_loss(x23, np.array([0, -5]), ignore_index=-100), ValueError,
+     "nll_loss: target -5 is out of bounds; expected class indices in [0, 2] or ignore_index=-100"),
+    ("mse shapes do not broadcast", lambda: L.mse_loss(x23, np.zeros(4)), ValueError,
+     "mse_loss: target shape (4,) cannot be broadcast with input shape (2, 3)"),
+    ("bce shape mismatch", lambda: L.binary_cross_entropy(np.zeros(2), np.zeros(3)), ValueError,
+     "binary_cross_entropy: target shape (3,) must equal input shape (2,)"),
+    ("huber delta", lambda: L.huber_loss(np.zeros(2), np.zeros(2), delta=-1.0), ValueError,
+     "huber_loss: delta must be positive, got delta=-1.0"),
+    ("smooth_l1 beta", lambda: L.smooth_l1_loss(np.zeros(2), np.zeros(2), beta=-1.0), ValueError,
+     "smooth_l1_loss: beta must be non-negative, got beta=-1.0"),
+    ("unknown reduction", lambda: L.l1_loss(np.zeros(2), np.zeros(2), reduction="avg"), ValueError,
+     "reduction='avg' is not valid; expected one of"),
+]
+
+
+@pytest.mark.parametrize("call,error,fragment", [c[1:] for c in BAD_CALLS],
+                         ids=[c[0] for c in BAD_CALLS])
+def test_bad_calls_name_the_argument(call, error, fragment):
+  with pytest.raises(error, match=re.escape(fragment)):
+    call()

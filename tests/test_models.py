@@ -20,6 +20,7 @@ from torch import nn
 from jaxtrain import models
 from jaxtrain.models import count_params
 from notes_torch import Tudui, TorchMLP, TorchRNN, torch_regression, torch_softmax_regression
+import re
 
 
 # --- the torch models, as written in the notes --------------------------------------
@@ -284,3 +285,64 @@ def test_cnn_train_step_scan_matches_loop_and_compiles_once():
   np.testing.assert_allclose(scan_losses, np.array(losses), rtol=1e-5)
   for a, b in zip(jax.tree.leaves(p_scan), jax.tree.leaves(p_loop)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+# Bad input to the models: the message names the argument, the shape and what was expected.
+r = nnx.Rngs(0)
+CNN1 = models.CNN(in_channels=1, image_size=8, rngs=r)
+CNN3 = models.CNN(in_channels=3, image_size=32, rngs=r)
+MLP = models.MLP(in_features=64, hidden=8, rngs=r)
+SOFTMAX = models.SoftmaxRegression(in_features=64, rngs=r)
+RNN = models.RNNClassifier(input_size=28, hidden_size=8, rngs=r)
+REG = models.RegressionNet(in_features=10, rngs=r)
+
+BAD_INPUT = [
+    ("cnn without channel axis", lambda: CNN1(jnp.zeros((5, 8, 8))),
+     "CNN expects images x of shape (N, 8, 8, 1) (image_size=8, in_channels=1, channels last), "
+     "got shape (5, 8, 8); the channel axis is missing: use x[..., None]"),
+    ("cnn wrong channel count", lambda: CNN1(jnp.zeros((5, 8, 8, 3))),
+     "got shape (5, 8, 8, 3); 3 channels, but in_channels=1"),
+    ("cnn channels first", lambda: CNN3(jnp.zeros((2, 3, 32, 32))),
+     "got shape (2, 3, 32, 32); this looks channels-first (NCHW): use x.transpose(0, 2, 3, 1)"),
+    ("cnn wrong image size", lambda: CNN3(jnp.zeros((2, 28, 28, 3))),
+     "CNN expects images x of shape (N, 32, 32, 3)"),
+    ("mlp wrong feature count", lambda: MLP(jnp.zeros((4, 784))),
+     "MLP: x of shape (4, 784) has 784 features per example; expected (N, 64) or (N, H, W, C) "
+     "with H * W * C == 64 (in_features=64)"),
+    ("mlp wrong image size", lambda: MLP(jnp.zeros((4, 28, 28, 1))),
+     "MLP: x of shape (4, 28, 28, 1) has 784 features per example"),
+    ("mlp one example without batch axis", lambda: MLP(jnp.zeros(64)),
+     "MLP: x must be a batch (N, 64) or (N, H, W, C) with H * W * C == 64 (in_features=64), got "
+     "shape (64,) (one example? add the batch axis: x[None])"),
+    ("softmax regression wrong features", lambda: SOFTMAX(jnp.zeros((4, 63))),
+     "SoftmaxRegression: x of shape (4, 63) has 63 features per example; expected (N, 64)"),
+    ("rnn wrong rank", lambda: RNN(jnp.zeros((4, 28))),
+     "RNNClassifier expects x of shape (N, T, 28) or images (N, H, W, C) with W * C == 28 "
+     "(input_size=28), got shape (4, 28)"),
+    ("rnn wrong features per step", lambda: RNN(jnp.zeros((4, 28, 27))),
+     "RNNClassifier expects x of shape (N, T, 28)"),
+    ("rnn images with channels", lambda: RNN(jnp.zeros((4, 28, 28, 3))),
+     "(input_size=28), got shape (4, 28, 28, 3)"),
+    ("regression net wrong features", lambda: REG(jnp.zeros((4, 3))),
+     "RegressionNet: x must have shape (N, 10) (in_features=10), got shape (4, 3)"),
+    ("cnn zero channels", lambda: models.CNN(in_channels=0, rngs=nnx.Rngs(0)),
+     "CNN: in_channels must be a positive integer, got 0"),
+    ("cnn float image size", lambda: models.CNN(image_size=32.0, rngs=nnx.Rngs(0)),
+     "CNN: image_size must be a positive integer, got 32.0"),
+    ("mlp zero hidden", lambda: models.MLP(hidden=0, rngs=nnx.Rngs(0)),
+     "MLP: hidden must be a positive integer, got 0"),
+    ("rnn negative hidden", lambda: models.RNNClassifier(hidden_size=-1, rngs=nnx.Rngs(0)),
+     "RNNClassifier: hidden_size must be a positive integer, got -1"),
+    ("softmax regression no classes", lambda: models.SoftmaxRegression(num_classes=0,
+                                                                       rngs=nnx.Rngs(0)),
+     "SoftmaxRegression: num_classes must be a positive integer, got 0"),
+    ("regression net bool features", lambda: models.RegressionNet(in_features=True,
+                                                                  rngs=nnx.Rngs(0)),
+     "RegressionNet: in_features must be a positive integer, got True"),
+]
+
+
+@pytest.mark.parametrize("call,fragment", [c[1:] for c in BAD_INPUT], ids=[c[0] for c in BAD_INPUT])
+def test_bad_input_names_what_was_expected(call, fragment):
+  with pytest.raises(ValueError, match=re.escape(fragment)):
+    call()

@@ -38,6 +38,7 @@ from oracle import assert_close
 
 from jaxtrain.optim import optimizers
 from jaxtrain.optim import schedules
+import jaxtrain.optim as O
 
 STEPS = 100
 
@@ -570,3 +571,29 @@ def test_traced_hyperparameters_are_accepted():
       updates, plain_state = plain.update(grad, plain_state, q)
       q = optax.apply_updates(q, updates)
     assert_close(p, q, rtol=1e-6, atol=0.0, what=name)
+
+
+# Bad hyper-parameters raise torch 2.13.0's ValueError with torch's message.
+TORCH_MESSAGES = [
+    ("sgd negative lr", lambda: O.sgd(-0.1), "Invalid learning rate: -0.1"),
+    ("sgd NaN lr", lambda: O.sgd(float("nan")), "Invalid learning rate: nan"),
+    ("sgd negative momentum", lambda: O.sgd(0.1, momentum=-1), "Invalid momentum value: -1"),
+    ("sgd nesterov without momentum", lambda: O.sgd(0.1, nesterov=True),
+     "Nesterov momentum requires a momentum and zero dampening"),
+    ("adam beta1 = 1", lambda: O.adam(0.1, betas=(1.0, 0.9)), "Invalid beta parameter at index 0: 1.0"),
+    ("adam negative eps", lambda: O.adam(0.1, eps=-1), "Invalid epsilon value: -1"),
+    ("adamw negative weight decay", lambda: O.adamw(0.1, weight_decay=-1),
+     "Invalid weight_decay value: -1"),
+    ("rmsprop negative alpha", lambda: O.rmsprop(0.1, alpha=-1), "Invalid alpha value: -1"),
+    ("adagrad negative lr_decay", lambda: O.adagrad(0.1, lr_decay=-1), "Invalid lr_decay value: -1"),
+    ("step_lr step_size 0", lambda: O.step_lr(0.1, 0, 0.1),
+     "step_size must be a positive integer, got 0"),
+    ("cosine T_max 0", lambda: O.cosine_annealing_lr(0.1, 0), "T_max must be a positive integer, got 0"),
+]
+
+
+@pytest.mark.parametrize("call,fragment", [c[1:] for c in TORCH_MESSAGES],
+                         ids=[c[0] for c in TORCH_MESSAGES])
+def test_bad_hyper_parameters_get_torchs_message(call, fragment):
+  with pytest.raises(ValueError, match=re.escape(fragment)):
+    call()

@@ -1,5 +1,6 @@
 """The compiled train step: one program, no recompilation, finite gradients, torch's update."""
 
+import re
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -202,7 +203,7 @@ def test_gpu_and_tpu_get_the_plain_program(platform, epoch):
 def test_cpu_program_is_the_cpu_forms_program(epoch):
   # Dispatching by platform leaves the CPU's compiled program exactly the program of
   # the CPU forms traced directly (ops.use_forms), up to value names.
-  import re
+
 
   fn, args = _cifar_step(epoch)
   text = _program(fn, args, "cpu")
@@ -259,3 +260,9 @@ def test_nan_policy_sees_nan_logits_that_the_loss_skips():
   assert np.isfinite(float(metrics["loss"]))
   assert all(np.isfinite(np.asarray(p)).all() for p in jax.tree.leaves(state.params))
   assert int(metrics["nonfinite"]) == 1
+
+
+def test_make_train_step_rejects_an_unknown_nan_policy():
+  with pytest.raises(ValueError, match=re.escape("nan_policy='ignore' is not valid; expected one "
+                                                 "of stop, skip (or None: no check)")):
+    make_train_step(_cnn(), L.cross_entropy, optim.sgd(0.1), nan_policy="ignore")

@@ -1,4 +1,4 @@
-"""jaxtrain.train's main, stopped at the point JAXTRAIN_KILL_HOOK names (tests/test_reliability.py):
+"""jaxtrain.train's main, stopped at the point JAXTRAIN_KILL_HOOK names (tests/test_loop.py):
 it writes JAXTRAIN_KILL_MARKER and sleeps, and the test SIGKILLs it there."""
 
 import os, sys, time

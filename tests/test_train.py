@@ -347,3 +347,43 @@ def test_an_unwritable_out_folder_is_one_line(mount_point, capsys, monkeypatch):
   assert code == 4, err
   assert err.count("\n") == 1 and "Traceback" not in err, err
   assert f"could not write {mount_point / 'run'}: [Errno 30] Read-only file system" in err
+
+
+# (id, argv or TOML text, message fragment): every one exits 2 with one line.
+BAD_ARGS = [
+    ("unknown nan policy", ["--nan-policy", "ignore"],
+     "argument --nan-policy: invalid choice: 'ignore'"),
+    ("momentum not a number", ["--momentum", "fast"], "argument --momentum: invalid float value"),
+    ("batch size 0", ["--batch-size", "0"], "batch_size must be a positive integer, got 0"),
+    ("keep 0", ["--keep", "0"], "keep must be a positive integer, got 0"),
+    ("zero epochs", ["--epochs", "0"],
+     "epochs must be a positive integer, got 0"),
+    ("unknown flag", ["--learning-rate", "0.1"], "unrecognized arguments: --learning-rate 0.1"),
+    ("resume a folder that is not a run", ["--resume", "{tmp}/nowhere"],
+     "--resume '{tmp}/nowhere': no run there (no config.json)"),
+    ("missing tfds dataset", ["--dataset", "mnist", "--data-dir", "{tmp}/data"], "mnist"),
+    ("config: unknown key", "learning_rate = 0.1\n",
+     "unknown key 'learning_rate'; known keys: batch-size"),
+    ("config: wrong type", 'epochs = "ten"\n', "epochs must be a int, got 'ten'"),
+    ("config: bad nan_policy", 'nan_policy = "ignore"\n',
+     "nan_policy='ignore' is not valid; expected one of stop, skip"),
+    ("config: list of strings", 'betas = ["a", "b"]\n', "betas must be a list of floats, got ['a', 'b']"),
+    ("config: bool for a float", "lr = true\n", "lr must be a float, got True"),
+]
+
+
+@pytest.mark.parametrize("args,fragment", [c[1:] for c in BAD_ARGS], ids=[c[0] for c in BAD_ARGS])
+def test_bad_arguments_exit_2_with_one_line(args, fragment, tmp_path, capsys):
+  tmp = str(tmp_path)
+  if isinstance(args, str):  # a config file
+    (tmp_path / "run.toml").write_text(args)
+    args = ["--config", str(tmp_path / "run.toml")]
+  argv = [a.format(tmp=tmp) for a in args] + ["--out", str(tmp_path / "run")]
+  try:
+    code = train.main(argv)
+  except SystemExit as e:  # argparse's own errors
+    code = e.code
+  err = capsys.readouterr().err
+  assert code == 2
+  assert fragment.format(tmp=tmp) in err
+  assert err.count("\n") == 1 and "Traceback" not in err

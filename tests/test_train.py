@@ -164,7 +164,7 @@ def test_config_file_then_flags(tmp_path):
 
 
 def test_resume_equals_the_uninterrupted_run(tmp_path, capsys):
-  # Issue 5, acceptance 1: a run stopped after epoch 2 and resumed from its epoch-2
+  # A run stopped after epoch 2 and resumed from its epoch-2
   # checkpoint ends with the parameters of the run that was never stopped (CPU,
   # same seed): bit for bit.
   common = ["--model", "mlp", "--epochs", "4", "--progress", "quiet"]
@@ -190,7 +190,7 @@ def test_resume_equals_the_uninterrupted_run(tmp_path, capsys):
 
 
 def test_run_folder_and_tensorboard(tmp_path, capsys):
-  # Issue 5, acceptance 2: the TensorBoard event files are read back and hold the scalars.
+  # The TensorBoard event files are read back and hold the scalars.
   from jaxtrain.reporting import read_scalars
 
   out = tmp_path / "run"

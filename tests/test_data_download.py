@@ -236,7 +236,7 @@ def test_fashion_mnist_download_shows_tfds_bars_on_a_terminal(tmp_path, local_do
 
 
 def test_cifar10_download_through_the_command_line(tmp_path, local_downloads, capsys):
-  # The command: python -m jaxtrain.train --dataset cifar10 --download.
+  # The README's command: python -m jaxtrain.train --dataset cifar10 --download.
   needs_tensorflow()
   written = write_cifar10(tmp_path / "server", per_batch=6, n_test=10, seed=2)
   requested = local_downloads(tmp_path / "server")

@@ -54,7 +54,7 @@ def eight(tmp_path_factory):
 
 @pytest.mark.parametrize("name", ["mlp", "cnn"])
 def test_eight_devices_equal_one_device(eight, name):
-  # Acceptance 1: 5 SGD-with-momentum steps, 8-way data-parallel vs one device,
+  # 5 SGD-with-momentum steps, 8-way data-parallel vs one device,
   # from the same initial state and batches.
   out, _ = eight
   assert out["device_count"] == DEVICES
@@ -185,7 +185,7 @@ def _agree(folder, reference):
 
 
 def test_two_processes_train_resume_and_agree(tmp_path, eight):
-  # Acceptance 2: two processes on this machine (loopback coordinator, one CPU
+  # Two processes on this machine (loopback coordinator, one CPU
   # device each, 2 devices in all) train the MLP on the digits; only process 0
   # writes the run folder; the run, cut after epoch 1 and resumed by both
   # processes, ends with the same parameters on both, equal to one device's

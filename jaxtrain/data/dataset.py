@@ -85,6 +85,10 @@ def to_float(images, max_value: int | None):
 
   Raises:
     TypeError: integer images that are not uint8, or uint8 without ``max_value``.
+
+  Example:
+    >>> to_float(np.array([0, 1, 128, 255], np.uint8), 255)
+    array([0.        , 0.00392157, 0.5019608 , 1.        ], dtype=float32)
   """
   if np.dtype(images.dtype).kind not in "biu":
     return images

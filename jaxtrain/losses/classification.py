@@ -214,7 +214,7 @@ def cross_entropy(
 
   Example:
     >>> cross_entropy(jnp.array([[0.1, 0.2, 0.3]]), jnp.array([1]))  # 1.1019
-    Array(1.1019384, dtype=float32)
+    Array(1.1019429, dtype=float32)
 
   Note:
     torch's denominator for weighted ``'mean'`` is the summed weight of the

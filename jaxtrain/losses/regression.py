@@ -89,6 +89,8 @@ def l1_loss(input, target, *, reduction: str = "mean", weight=None) -> jax.Array
   Example:
     >>> l1_loss(jnp.array([1., 2., 3.]), jnp.array([1., 2., 5.]))  # 0.6667
     Array(0.6666667, dtype=float32)
+    >>> l1_loss(jnp.array([1., 2., 3.]), jnp.array([1., 2., 5.]), reduction='sum')  # 2.
+    Array(2., dtype=float32)
 
   Note:
     The gradient at ``x == y`` is 0, as torch's (``jnp.abs`` would give 1).

@@ -98,6 +98,14 @@ def step_lr(
 
   Returns:
     An optax schedule: update count -> float32 learning rate.
+
+  Example:
+    The notes' ``StepLR(optim, step_size=5, gamma=0.1)`` stepped once per epoch of
+    two updates: epochs 0-4 at 0.01, 5-9 at 0.001, then 0.0001.
+
+    >>> schedule = step_lr(0.01, step_size=5, gamma=0.1, steps_per_epoch=2)
+    >>> [round(float(schedule(k)), 6) for k in (0, 9, 10, 19, 20)]
+    [0.01, 0.01, 0.001, 0.001, 0.0001]
   """
   lr = _check_lr("step_lr", lr)
   step_size = _checks.positive_integer("step_lr", "step_size", step_size)

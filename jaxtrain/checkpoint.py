@@ -231,8 +231,6 @@ class Checkpointer:
       json.dumps(meta)
     except TypeError as e:
       raise TypeError(f"meta must be JSON-serialisable: {e}") from e
-    if self._pending is not None:
-      self.wait()  # the previous save's error, if any, under its own epoch
     with self._writing(epoch):
       saved = self._manager.save(
           epoch,
@@ -274,7 +272,15 @@ class Checkpointer:
       raise OutputError(os.path.join(self.directory, str(epoch)), error) from e
 
   def all_epochs(self) -> list[int]:
-    """The saved epochs, in increasing order."""
+    """The saved epochs, in increasing order (after any save still being written).
+
+    A save in flight ends first: orbax's background thread deletes checkpoints beyond
+    ``keep`` as it commits, and listing the folder meanwhile could see a step folder
+    that is gone a moment later. That save's error, if any, is raised here, under its
+    own epoch.
+    """
+    if self._pending is not None:
+      self.wait()
     self._manager.reload()
     return sorted(self._manager.all_steps())
 

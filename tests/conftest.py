@@ -8,6 +8,10 @@ import torch
 # Tests import their shared helpers (oracle.py) as plain modules.
 sys.path.insert(0, os.path.dirname(__file__))
 
+# The scripts tests run in subprocesses: not modules to collect (--doctest-modules
+# would import, and so run, them).
+collect_ignore = ["scripts"]
+
 # The torch-parity tests compare float32 matmuls and convolutions at float32
 # tolerance: they assume float32 arithmetic, the CPU's default, where a GPU would
 # use TF32 and a TPU bfloat16 passes by default. Set here so that the suite means

@@ -231,3 +231,26 @@ def test_saved_config_restores_tuples_and_drops_what_does_not_apply():
   saved["removed_field"] = 1  # a key an older jaxtrain wrote
   saved["momentum"] = 0.9  # older versions saved every option, whatever the optimizer
   assert loop.Config.from_mapping(saved, source="config.json", saved=True) == config
+
+
+def test_asynchronous_saves_never_list_the_folder_while_one_is_being_written(tmp_path):
+  # orbax deletes the checkpoints beyond `keep` from its background thread as it commits a
+  # save; listing the folder meanwhile (orbax's reload) raced with that deletion
+  # ("No such file or directory: .../checkpoints/16"). Every listing waits for the save
+  # in flight first.
+  model, optimizer, step = _setup("sgd_momentum")
+  state = create_train_state(model, optimizer)
+  with Checkpointer(tmp_path / "run", keep=1, asynchronous=True) as ckpt:
+    listings = []
+    reload = ckpt._manager.reload
+
+    def spied_reload():
+      listings.append(ckpt._pending)
+      return reload()
+
+    ckpt._manager.reload = spied_reload
+    for epoch in range(1, 6):
+      state = _train(step, state, _batches(1, seed=epoch))
+      ckpt.save(epoch, state, {"epoch": epoch})
+    assert ckpt.all_epochs() == [5]
+  assert listings and all(pending is None for pending in listings), listings

@@ -184,11 +184,30 @@ def _one_line(error: BaseException) -> str:
   return " ".join(str(error).split())
 
 
-def main(argv=None) -> int:
-  # tfds logs a warning through absl for every dataset folder it inspects, and orbax
-  # logs a traceback for a failed asynchronous write that it also raises: the
-  # outcome (one line below) is what the user needs to see.
+def _quiet_orbax_failures() -> None:
+  """Keeps a failed asynchronous checkpoint write to the one line ``main`` prints.
+
+  tfds logs a warning through absl for every dataset folder it inspects, and orbax
+  logs a failed write through absl, leaves the failed write's other tasks to
+  asyncio's "Task exception was never retrieved", and its callbacks may meet a closed
+  event loop ("Event loop is closed", an unraisable exception): all of them about
+  the error that ``Checkpointer`` raises and ``main`` reports. This is the command
+  line's process; the library configures nothing.
+  """
   logging.getLogger("absl").setLevel(logging.CRITICAL)
+  logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+  default = sys.unraisablehook
+
+  def hook(unraisable):
+    value = unraisable.exc_value
+    if not (isinstance(value, RuntimeError) and str(value) == "Event loop is closed"):
+      default(unraisable)
+
+  sys.unraisablehook = hook
+
+
+def main(argv=None) -> int:
+  _quiet_orbax_failures()
   from jaxtrain.data import DatasetError
 
   config, resume = None, False

@@ -240,7 +240,7 @@ def make_train_step(
     loss_fn: a ``jaxtrain.losses`` function of ``(logits, labels, reduction=...)``.
     optimizer: any optax transformation (``jaxtrain.optim.sgd(...)``, ...).
     reduction: ``'mean'`` or ``'sum'``: the loss the gradient is taken of. With
-      ``'sum'`` the gradient is ``batch_size`` times larger (see the README).
+      ``'sum'`` the gradient is ``batch_size`` times larger (docs/optimizers.md).
     nan_policy: ``None`` (no check), ``'stop'`` or ``'skip'``. Both add the metric
       ``nonfinite`` (1 when the loss, a logit or a gradient entry is NaN or infinite).
       ``'stop'`` applies the update anyway (the caller stops, see ``loop.fit``);

@@ -26,10 +26,10 @@ def plain_when_concrete(rule, plain=None):
   that runs ``plain`` instead when every argument is concrete.
 
   Outside ``jit``, ``grad`` and ``vmap`` nothing is differentiated or compiled, but
-  a custom JVP or a ``jax.checkpoint`` traces its function anew on every such call:
-  ``cross_entropy``'s log-sum-exp at 64 x 10 took 187 us that way and 28 us as
-  plain operations. ``plain`` defaults to the custom JVP's own primal function (the
-  same operations, so the same numbers).
+  a custom JVP or a ``jax.checkpoint`` traces its function anew on every such call,
+  which costs far more than the plain operations on small eager inputs. ``plain``
+  defaults to the custom JVP's own primal function (the same operations, so the
+  same numbers).
   """
   plain = rule.fun if plain is None else plain
 

@@ -10,10 +10,11 @@ as torch's CPU kernels compute them (``log1p(exp(-|x|))``). Their derivatives,
 :math:`\\sigma(x)` and :math:`\\sigma(-x)`, reuse the same :math:`e`:
 :math:`1 / (1 + e)` on one side of 0 and :math:`e / (1 + e)` on the other.
 
-``jax.nn.softplus`` (``logaddexp(x, 0)``, with its NaN and infinity handling) and
-its autodiff gradient take about 1.5x as long on XLA:CPU: value and gradient of
-``binary_cross_entropy_with_logits`` at 1024 x 100 went from 431 to 285 us,
-``multilabel_soft_margin_loss`` from 716 to 257 us (2026-11-22, 2-core EPYC).
+``jax.nn.softplus`` is ``logaddexp(x, 0)``, whose JVP computes two more
+exponentials from its result (``exp(x - out)`` for each argument) and whose NaN
+and infinity handling adds selects; the logistic losses are made of such
+elementwise work, which these forms do once (measurements: docs/log.md,
+2026-11-22, session 4).
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ def _softplus_jvp(primals, tangents):
   return jnp.maximum(x, 0) + jnp.log1p(e), dx * jnp.where(x >= 0, r, e * r)
 
 
-# Not -softplus(-x), which gives the same numbers: the two negations cost 10-15% in
-# value and gradient of binary_cross_entropy_with_logits and
-# multilabel_soft_margin_loss at 1024 x 100 (three runs, same process).
+# Not -softplus(-x), which gives the same numbers: the two extra negations are
+# elementwise passes of their own in value and gradient, which XLA:CPU pays for in
+# binary_cross_entropy_with_logits and multilabel_soft_margin_loss.
 @jax.custom_jvp
 def _log_sigmoid(x: jax.Array) -> jax.Array:
   r"""``log(sigmoid(x))`` without overflow; gradient ``sigmoid(-x)``."""

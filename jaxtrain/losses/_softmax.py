@@ -11,12 +11,12 @@ that is a whole ``(N, C)`` array written by a kernel of its own, then read by th
 sum and again by the gradient. Here the JVP rule computes :math:`e` anew from ``x``
 behind an ``optimization_barrier`` (which stops XLA from merging it with the
 forward's), so the forward is two reductions (the maximum, and the exponentials
-summed in the same pass) and the gradient one elementwise pass. Value and gradient
-of ``cross_entropy`` at 1024 x 100 went from 112.9 to 104.6 us (2026-11-22,
-2-core EPYC; benchmarks/RESULTS.md). The numbers are the same operations on the
-same values: the gradient is :math:`e \\cdot (g / s)`, as autodiff of the plain
-expression gives it. A ``custom_jvp``, not a ``custom_vjp``: forward mode,
-Hessians and ``vmap`` work as for any JAX function.
+summed in the same pass) and the gradient one elementwise pass, with no
+``(N, C)`` temporary between them (measurements: docs/log.md, 2026-11-22,
+session 5; current loss timings: benchmarks/RESULTS.md). The numbers are the
+same operations on the same values: the gradient is :math:`e \\cdot (g / s)`,
+as autodiff of the plain expression gives it. A ``custom_jvp``, not a
+``custom_vjp``: forward mode, Hessians and ``vmap`` work as for any JAX function.
 """
 
 from __future__ import annotations

@@ -250,7 +250,7 @@ def cross_entropy(
   # log_softmax's own steps (x shifted by its maximum, then the log of the sum of
   # exponentials), without forming log p = shifted - lse for every class: the
   # target's log p is shifted[target] - lse, the same operations on the same
-  # numbers, with fewer passes over the logits (1.3-2x faster on XLA:CPU); the loss
+  # numbers, with fewer passes over the logits (XLA:CPU pays per pass: docs/log.md); the loss
   # is -w log p as torch multiplies it (w lse - w shifted would be inf - inf = NaN for
   # an infinite weight where shifted is 0).
   # lse's gradient recomputes exp(shifted) rather than keeping it (see _softmax.py).
@@ -645,15 +645,13 @@ def multi_margin_loss(
 
 
 # Pairs (row, target slot, class) per block of rows of the pairwise form: a block's
-# intermediates stay in cache (at 1024 x 100 with every slot the unblocked form
-# took 35 ms on this CPU, blocks of 64 rows 6.5 ms; XLA:CPU's sort is too slow for
-# an O(C log C) form to pay: 19.6 ms).
+# intermediates stay in cache, where the unblocked form's do not. A sorted
+# O(C log C) form does not pay: XLA:CPU's sort is slow (measurements: docs/log.md).
 _MULTILABEL_BLOCK_PAIRS = 64 * 100 * 100
 # Target slots of the shortest form; the others have 4x as many each, up to C. A
 # call takes the shortest that holds every row's listed targets (multi-label data
-# typically lists a few): at 1024 x 100 with 3 targets a row, 4 slots instead of
-# 100 took the loss from 5.9 ms to 0.35 ms (torch 2.5 ms); with 12 targets, 16
-# slots: 4.7 ms -> 0.95 ms (torch 10.7 ms).
+# typically lists a few), so its work follows the targets listed rather than C, as
+# torch's loop over the listed targets does (docs/log.md, 2026-11-22, session 4).
 _MULTILABEL_FEWEST_SLOTS = 4
 
 

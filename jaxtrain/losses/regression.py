@@ -50,9 +50,9 @@ def _pointwise(name, input, target, weight, fn, *, booleans=("target",)):
   input, target = broadcast_with_warning(input, target, loss=name)
   # Rematerialized: the gradient recomputes ``input - target`` from the inputs
   # instead of keeping it, so the value is one fused pass (difference, ``fn`` and
-  # the reduction) and the gradient another, with no (N, ...) buffer between them:
-  # mse_loss at 1024x128 went from 76.5 to 44.6 us, l1_loss from 117.7 to 52.5 us
-  # (benchmarks/RESULTS.md, 2026-11-22).
+  # the reduction) and the gradient another, with no (N, ...) buffer between them,
+  # which XLA:CPU would write out and read back (measurements: docs/log.md,
+  # 2026-11-22, session 5; current loss timings: benchmarks/RESULTS.md).
   # (Concrete arrays, where nothing is differentiated, skip the checkpoint's tracing.)
   diff = lambda x, y: fn(x - y)  # noqa: E731
   loss = plain_when_concrete(jax.checkpoint(diff), diff)(input, target)

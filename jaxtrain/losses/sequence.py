@@ -154,9 +154,9 @@ def _emissions(num_classes: int, log_probs, index):
   the ``N * S'`` columns of the cotangent into rows of a ``(N * C, T)`` array (each
   a contiguous run of ``T``), then transposes. ``take_along_axis`` with the index
   broadcast over ``T`` built a ``(T, N, S', 3)`` index array for the gather and the
-  scatter of its gradient: at T=100, N=1024, S'=41 the loss's value and gradient
-  went from 123 to 105 ms (a scatter into columns of the ``(T, N * C)`` view: 146
-  ms; a one-hot ``einsum``: 109 ms).
+  scatter of its gradient; contiguous rows avoid it. A scatter into columns of the
+  ``(T, N * C)`` view and a one-hot ``einsum`` were slower (measurements:
+  docs/log.md, 2026-11-22, session 4).
   """
   T, N, _ = log_probs.shape
   columns = _flat_index(index, num_classes)

@@ -50,10 +50,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from results import load_average, machine, publish, slower_summary, start_load  # noqa: E402
 
 SIZES = {
-    # The notes' scale: a batch of 64, 10 classes, short vectors.
-    "notes": dict(n=64, c=10, d=16, t=30, s=8),
-    # A larger batch: 1024 x 100 classes, 128-d embeddings, CTC over 100 frames.
-    "large": dict(n=1024, c=100, d=128, t=100, s=20),
+  # The notes' scale: a batch of 64, 10 classes, short vectors.
+  "notes": dict(n=64, c=10, d=16, t=30, s=8),
+  # A larger batch: 1024 x 100 classes, 128-d embeddings, CTC over 100 frames.
+  "large": dict(n=1024, c=100, d=128, t=100, s=20),
 }
 
 
@@ -68,27 +68,27 @@ def specs(n, c, d, t, s, rng):
   ml = np.full((n, c), -1, np.int64)
   ml[:, :3] = np.stack([rng.choice(c, 3, replace=False) for _ in range(n)])
   out = {
-      "l1_loss": ([f32(n, d), f32(n, d)], (), {}, (0,)),
-      "mse_loss": ([f32(n, d), f32(n, d)], (), {}, (0,)),
-      "smooth_l1_loss": ([f32(n, d), f32(n, d)], (), {}, (0,)),
-      "huber_loss": ([f32(n, d), f32(n, d)], (), {}, (0,)),
-      "poisson_nll_loss": ([f32(n, d), rng.poisson(2.0, (n, d)).astype(np.float32)], (), {}, (0,)),
-      "gaussian_nll_loss": ([f32(n, d), f32(n, d), u(n, d)], (), {}, (0, 2)),
-      "cross_entropy": ([f32(n, c), idx], (), {}, (0,)),
-      "cross_entropy (probs, smoothing)": ([f32(n, c), probs], (), {"label_smoothing": 0.1}, (0,)),
-      "nll_loss": ([logp, idx], (), {}, (0,)),
-      "binary_cross_entropy": ([u(n, c), u(n, c)], (), {}, (0,)),
-      "binary_cross_entropy_with_logits": ([f32(n, c), u(n, c), u(c) * 3], ("pos_weight",), {}, (0,)),
-      "kl_div": ([logp, probs], (), {"reduction": "batchmean"}, (0,)),
-      "margin_ranking_loss": ([f32(n), f32(n), pm1(n)], (), {}, (0, 1)),
-      "hinge_embedding_loss": ([np.abs(f32(n, d)), pm1(n, d)], (), {}, (0,)),
-      "soft_margin_loss": ([f32(n, d), pm1(n, d)], (), {}, (0,)),
-      "multilabel_margin_loss": ([f32(n, c), ml], (), {}, (0,)),
-      "multilabel_soft_margin_loss": ([f32(n, c), (u(n, c) > 0.5).astype(np.float32)], (), {}, (0,)),
-      "multi_margin_loss": ([f32(n, c), idx], (), {}, (0,)),
-      "cosine_embedding_loss": ([f32(n, d), f32(n, d), pm1(n)], (), {}, (0, 1)),
-      "triplet_margin_loss": ([f32(n, d), f32(n, d), f32(n, d)], (), {}, (0, 1, 2)),
-      "triplet_margin_with_distance_loss": ([f32(n, d), f32(n, d), f32(n, d)], (), {}, (0, 1, 2)),
+    "l1_loss": ([f32(n, d), f32(n, d)], (), {}, (0,)),
+    "mse_loss": ([f32(n, d), f32(n, d)], (), {}, (0,)),
+    "smooth_l1_loss": ([f32(n, d), f32(n, d)], (), {}, (0,)),
+    "huber_loss": ([f32(n, d), f32(n, d)], (), {}, (0,)),
+    "poisson_nll_loss": ([f32(n, d), rng.poisson(2.0, (n, d)).astype(np.float32)], (), {}, (0,)),
+    "gaussian_nll_loss": ([f32(n, d), f32(n, d), u(n, d)], (), {}, (0, 2)),
+    "cross_entropy": ([f32(n, c), idx], (), {}, (0,)),
+    "cross_entropy (probs, smoothing)": ([f32(n, c), probs], (), {"label_smoothing": 0.1}, (0,)),
+    "nll_loss": ([logp, idx], (), {}, (0,)),
+    "binary_cross_entropy": ([u(n, c), u(n, c)], (), {}, (0,)),
+    "binary_cross_entropy_with_logits": ([f32(n, c), u(n, c), u(c) * 3], ("pos_weight",), {}, (0,)),
+    "kl_div": ([logp, probs], (), {"reduction": "batchmean"}, (0,)),
+    "margin_ranking_loss": ([f32(n), f32(n), pm1(n)], (), {}, (0, 1)),
+    "hinge_embedding_loss": ([np.abs(f32(n, d)), pm1(n, d)], (), {}, (0,)),
+    "soft_margin_loss": ([f32(n, d), pm1(n, d)], (), {}, (0,)),
+    "multilabel_margin_loss": ([f32(n, c), ml], (), {}, (0,)),
+    "multilabel_soft_margin_loss": ([f32(n, c), (u(n, c) > 0.5).astype(np.float32)], (), {}, (0,)),
+    "multi_margin_loss": ([f32(n, c), idx], (), {}, (0,)),
+    "cosine_embedding_loss": ([f32(n, d), f32(n, d), pm1(n)], (), {}, (0, 1)),
+    "triplet_margin_loss": ([f32(n, d), f32(n, d), f32(n, d)], (), {}, (0, 1, 2)),
+    "triplet_margin_with_distance_loss": ([f32(n, d), f32(n, d), f32(n, d)], (), {}, (0, 1, 2)),
   }
   if hasattr(L, "ctc_loss"):
     lp = np.asarray(jax.nn.log_softmax(f32(t, n, c), -1))
@@ -146,8 +146,10 @@ def jax_runner(name, args, array_kw, kw, grad):
   jax.block_until_ready(step(*jargs))
   compile_s = time.perf_counter() - t0
   call = lambda: step(*jargs)  # noqa: E731
-  return {"jax_us": (call, jax.block_until_ready),
-          "jax_waited_us": (lambda: jax.block_until_ready(call()), _no_wait)}, compile_s
+  return {
+    "jax_us": (call, jax.block_until_ready),
+    "jax_waited_us": (lambda: jax.block_until_ready(call()), _no_wait),
+  }, compile_s
 
 
 def torch_runner(name, args, array_kw, kw, grad):
@@ -174,12 +176,20 @@ def run(sizes) -> list[dict]:
       jfns, compile_s = jax_runner(name, args, array_kw, kw, grad)
       times = time_calls({**torch_runner(name, args, array_kw, kw, grad), **jfns})
       r = {k: v * 1e6 for k, v in times.items()}
-      r.update(size=size, loss=label, ratio=r["torch_us"] / r["jax_us"],
-               waited_ratio=r["torch_us"] / r["jax_waited_us"], compile_ms=compile_s * 1e3)
+      r.update(
+        size=size,
+        loss=label,
+        ratio=r["torch_us"] / r["jax_us"],
+        waited_ratio=r["torch_us"] / r["jax_waited_us"],
+        compile_ms=compile_s * 1e3,
+      )
       rows.append(r)
-      print(f"{size:6} {label:36} torch {r['torch_us']:9.1f} us   jaxtrain {r['jax_us']:9.1f} us"
-            f" (waited {r['jax_waited_us']:9.1f})   ratio {r['ratio']:5.2f}x"
-            f" (waited {r['waited_ratio']:5.2f}x)   compile {r['compile_ms']:6.0f} ms", flush=True)
+      print(
+        f"{size:6} {label:36} torch {r['torch_us']:9.1f} us   jaxtrain {r['jax_us']:9.1f} us"
+        f" (waited {r['jax_waited_us']:9.1f})   ratio {r['ratio']:5.2f}x"
+        f" (waited {r['waited_ratio']:5.2f}x)   compile {r['compile_ms']:6.0f} ms",
+        flush=True,
+      )
   return rows
 
 
@@ -190,7 +200,9 @@ def header(cpus: int | None) -> str:
   """The RESULTS.md section title of a run (``cpus``: the ``--cpus`` pin, None without)."""
   if cpus is None:
     return HEADER
-  return f"## Losses pinned to {cpus} CPU{'s' if cpus > 1 else ''}: value + gradient, jaxtrain vs torch"
+  return (
+    f"## Losses pinned to {cpus} CPU{'s' if cpus > 1 else ''}: value + gradient, jaxtrain vs torch"
+  )
 
 
 def pin_cpus(n: int) -> str:
@@ -203,43 +215,53 @@ def pin_cpus(n: int) -> str:
   """
   allowed = sorted(os.sched_getaffinity(0))
   if not 1 <= n <= len(allowed):
-    raise ValueError(f"--cpus must be between 1 and {len(allowed)} (the CPUs this process may "
-                     f"use), got {n}")
+    raise ValueError(
+      f"--cpus must be between 1 and {len(allowed)} (the CPUs this process may use), got {n}"
+    )
   if backends_started():
     raise RuntimeError("--cpus: JAX's backend has already started; pin before any JAX call")
   os.sched_setaffinity(0, allowed[:n])
   torch.set_num_threads(n)
-  return (f"Pinned to CPU {', '.join(map(str, allowed[:n]))} of {os.cpu_count()} "
-          f"(`os.sched_setaffinity` before either framework starts): XLA's thread pool has "
-          f"{n} thread{'s' if n > 1 else ''}, torch {torch.get_num_threads()}.")
+  return (
+    f"Pinned to CPU {', '.join(map(str, allowed[:n]))} of {os.cpu_count()} "
+    f"(`os.sched_setaffinity` before either framework starts): XLA's thread pool has "
+    f"{n} thread{'s' if n > 1 else ''}, torch {torch.get_num_threads()}."
+  )
 
 
-def markdown(rows, load, command="python benchmarks/bench_losses.py --write", cpus=None,
-             pinned="") -> str:
+def markdown(
+  rows, load, command="python benchmarks/bench_losses.py --write", cpus=None, pinned=""
+) -> str:
   lines = [
-      f"{header(cpus)} ({datetime.date.today().isoformat()})",
-      "",
-      f"{machine()} Command: `{command}`." + (f" {pinned}" if pinned else ""),
-      f"Load average (1 min) at the start / end: {load[0]} / {load[1]} (on {os.cpu_count()} cores).",
-      "Median time per call of value and gradient, in windows of calls that take turns "
-      "(see the script's docstring). jaxtrain: back to back, waiting once per window as a "
-      "training loop does; waited: `block_until_ready` after every call, one call's latency. "
-      "ratio = torch / jaxtrain back to back (above 1: jaxtrain faster). Sizes: "
-      + "; ".join(f"{k}: {v}" for k, v in SIZES.items()) + ".",
-      "",
-      "| size | loss | torch (us) | jaxtrain (us) | ratio | jaxtrain waited (us) | waited ratio "
-      "| jaxtrain compile (ms) |",
-      "|---|---|---:|---:|---:|---:|---:|---:|",
+    f"{header(cpus)} ({datetime.date.today().isoformat()})",
+    "",
+    f"{machine()} Command: `{command}`." + (f" {pinned}" if pinned else ""),
+    f"Load average (1 min) at the start / end: {load[0]} / {load[1]} (on {os.cpu_count()} cores).",
+    "Median time per call of value and gradient, in windows of calls that take turns "
+    "(see the script's docstring). jaxtrain: back to back, waiting once per window as a "
+    "training loop does; waited: `block_until_ready` after every call, one call's latency. "
+    "ratio = torch / jaxtrain back to back (above 1: jaxtrain faster). Sizes: "
+    + "; ".join(f"{k}: {v}" for k, v in SIZES.items())
+    + ".",
+    "",
+    "| size | loss | torch (us) | jaxtrain (us) | ratio | jaxtrain waited (us) | waited ratio "
+    "| jaxtrain compile (ms) |",
+    "|---|---|---:|---:|---:|---:|---:|---:|",
   ]
   for r in rows:
-    lines.append(f"| {r['size']} | {r['loss']} | {r['torch_us']:.1f} | {r['jax_us']:.1f} | "
-                 f"{r['ratio']:.2f} | {r['jax_waited_us']:.1f} | {r['waited_ratio']:.2f} | "
-                 f"{r['compile_ms']:.0f} |")
+    lines.append(
+      f"| {r['size']} | {r['loss']} | {r['torch_us']:.1f} | {r['jax_us']:.1f} | "
+      f"{r['ratio']:.2f} | {r['jax_waited_us']:.1f} | {r['waited_ratio']:.2f} | "
+      f"{r['compile_ms']:.0f} |"
+    )
   lines += slower_summary(rows, "loss", "size")
   waited = [dict(r, ratio=r["waited_ratio"]) for r in rows]
-  lines += [line.replace("jaxtrain faster", "Waited for each call, jaxtrain faster")
-            .replace("Slower than torch", "Waited, slower than torch")
-            for line in slower_summary(waited, "loss", "size")[1:]]
+  lines += [
+    line.replace("jaxtrain faster", "Waited for each call, jaxtrain faster").replace(
+      "Slower than torch", "Waited, slower than torch"
+    )
+    for line in slower_summary(waited, "loss", "size")[1:]
+  ]
   return "\n".join(lines) + "\n"
 
 
@@ -247,9 +269,12 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--sizes", nargs="+", choices=sorted(SIZES), default=list(SIZES))
   parser.add_argument("--write", action="store_true", help="record the table in RESULTS.md")
-  parser.add_argument("--cpus", type=int, default=None,
-                      help="pin both frameworks to this many CPUs (default: all, threads as "
-                      "each framework chooses)")
+  parser.add_argument(
+    "--cpus",
+    type=int,
+    default=None,
+    help="pin both frameworks to this many CPUs (default: all, threads as each framework chooses)",
+  )
   args = parser.parse_args(argv)
   pinned = ""
   if args.cpus is not None:

@@ -26,14 +26,13 @@ import statistics
 import time
 
 import jax
-from jax import lax
-from flax import nnx
 import optax
+from flax import nnx
+from jax import lax
 
 from jaxtrain import _xla_options, ops
 from jaxtrain.models import CNN
-from jaxtrain.models._util import flatten
-from jaxtrain.models._util import torch_linear
+from jaxtrain.models._util import flatten, torch_linear
 
 LR = 0.01
 
@@ -48,6 +47,7 @@ class _Variant(nnx.Module):
       self.convs = nnx.List([nnx.Conv(i, o, (5, 5), padding=2, rngs=rngs) for i, o in chans])
     else:
       from jaxtrain.models.cnn import Conv2d
+
       self.convs = nnx.List([Conv2d(i, o, 5, padding=2, rngs=rngs) for i, o in chans])
     self.fc1 = torch_linear(1024, 64, rngs=rngs)
     self.fc2 = torch_linear(64, 10, rngs=rngs)
@@ -73,8 +73,12 @@ def _build(name: str):
   rngs = nnx.Rngs(0)
   if name == "ops":
     return CNN(rngs=rngs)
-  conv, pool = {"nnx": ("nnx", "nnx"), "nnx_conv+ops_pool": ("nnx", "ops"),
-                "ops_conv+reshape_pool": ("ops", "reshape"), "ops_3ch": ("ops_3ch", "ops")}[name]
+  conv, pool = {
+    "nnx": ("nnx", "nnx"),
+    "nnx_conv+ops_pool": ("nnx", "ops"),
+    "ops_conv+reshape_pool": ("ops", "reshape"),
+    "ops_3ch": ("ops_3ch", "ops"),
+  }[name]
   return _Variant(conv, pool, rngs=rngs)
 
 
@@ -126,10 +130,14 @@ def main():
   parser.add_argument("--batch", type=int, default=64)
   parser.add_argument("--steps", type=int, default=8)
   parser.add_argument("--repeats", type=int, default=5)
-  parser.add_argument("--variants", default="nnx,ops,nnx_conv+ops_pool,ops_conv+reshape_pool,ops_3ch")
+  parser.add_argument(
+    "--variants", default="nnx,ops,nnx_conv+ops_pool,ops_conv+reshape_pool,ops_3ch"
+  )
   args = parser.parse_args()
-  print(f"jax {jax.__version__} on {jax.devices()[0].platform}; batch {args.batch}, "
-        f"{args.steps} steps; ms/step (median of {args.repeats})")
+  print(
+    f"jax {jax.__version__} on {jax.devices()[0].platform}; batch {args.batch}, "
+    f"{args.steps} steps; ms/step (median of {args.repeats})"
+  )
   print(f"{'variant':<24}{'per-step':>10}{'scan':>10}")
   for name in args.variants.split(","):
     t_step, t_scan = bench(name, args.batch, args.steps, args.repeats)

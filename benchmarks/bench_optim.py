@@ -36,22 +36,26 @@ from flax import nnx
 from jaxtrain import optim
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from results import load_average, machine, publish, slower_summary, start_load  # noqa: E402
 from bench_train import jax_model, torch_model  # noqa: E402
+from results import load_average, machine, publish, slower_summary, start_load  # noqa: E402
 
 MODELS = {"cnn": 145_578, "mlp": 203_530}  # name: parameter count
 
 OPTIMIZERS = {
-    # name: (jaxtrain optimizer, torch optimizer of a parameter list), same arguments
-    "sgd": (lambda: optim.sgd(0.01), lambda p: torch.optim.SGD(p, lr=0.01)),
-    "sgd momentum": (lambda: optim.sgd(0.01, momentum=0.9),
-                     lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9)),
-    "sgd nesterov": (lambda: optim.sgd(0.01, momentum=0.9, nesterov=True),
-                     lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9, nesterov=True)),
-    "adam": (lambda: optim.adam(), lambda p: torch.optim.Adam(p)),
-    "adamw": (lambda: optim.adamw(), lambda p: torch.optim.AdamW(p)),
-    "rmsprop": (lambda: optim.rmsprop(), lambda p: torch.optim.RMSprop(p)),
-    "adagrad": (lambda: optim.adagrad(), lambda p: torch.optim.Adagrad(p)),
+  # name: (jaxtrain optimizer, torch optimizer of a parameter list), same arguments
+  "sgd": (lambda: optim.sgd(0.01), lambda p: torch.optim.SGD(p, lr=0.01)),
+  "sgd momentum": (
+    lambda: optim.sgd(0.01, momentum=0.9),
+    lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9),
+  ),
+  "sgd nesterov": (
+    lambda: optim.sgd(0.01, momentum=0.9, nesterov=True),
+    lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9, nesterov=True),
+  ),
+  "adam": (lambda: optim.adam(), lambda p: torch.optim.Adam(p)),
+  "adamw": (lambda: optim.adamw(), lambda p: torch.optim.AdamW(p)),
+  "rmsprop": (lambda: optim.rmsprop(), lambda p: torch.optim.RMSprop(p)),
+  "adagrad": (lambda: optim.adagrad(), lambda p: torch.optim.Adagrad(p)),
 }
 
 WARMUP = 3  # untimed updates; jaxtrain's first one compiles
@@ -115,7 +119,8 @@ class JaxSide:
     leaves, treedef = jax.tree.flatten(self.params)
     keys = jax.random.split(jax.random.key(seed), len(leaves))
     self.grads = jax.tree.unflatten(
-        treedef, [jax.random.normal(k, leaf.shape, leaf.dtype) for k, leaf in zip(keys, leaves)])
+      treedef, [jax.random.normal(k, leaf.shape, leaf.dtype) for k, leaf in zip(keys, leaves)]
+    )
     self.opt_state = tx.init(self.params)
 
     @partial(jax.jit, donate_argnums=(0, 1))
@@ -143,8 +148,11 @@ class JaxSide:
 
   def counted(self) -> int | None:
     """The update count kept in the optimizer state (a ``count`` field), or None."""
-    counts = {int(leaf) for path, leaf in jax.tree_util.tree_flatten_with_path(self.opt_state)[0]
-              if path and getattr(path[-1], "name", None) == "count"}
+    counts = {
+      int(leaf)
+      for path, leaf in jax.tree_util.tree_flatten_with_path(self.opt_state)[0]
+      if path and getattr(path[-1], "name", None) == "count"
+    }
     return counts.pop() if len(counts) == 1 else None
 
 
@@ -153,8 +161,9 @@ def bench(model: str, name: str, repeat: int, window: float) -> dict:
   make_jax, make_torch = OPTIMIZERS[name]
   ts, js = TorchSide(model, make_torch), JaxSide(model, make_jax)
   if not ts.size() == js.size() == MODELS[model]:
-    raise AssertionError(f"{model}: {ts.size()} torch / {js.size()} jaxtrain parameters, "
-                         f"expected {MODELS[model]}")
+    raise AssertionError(
+      f"{model}: {ts.size()} torch / {js.size()} jaxtrain parameters, expected {MODELS[model]}"
+    )
   js.compile_s = js.run(1)  # compile + one update
   js.run(WARMUP - 1)
   ts.run(WARMUP)
@@ -170,11 +179,21 @@ def bench(model: str, name: str, repeat: int, window: float) -> dict:
   if None not in (torch_count, jax_count) and torch_count != jax_count:
     raise AssertionError(f"optimizer counters: torch {torch_count}, jaxtrain {jax_count}")
   tt, tj = statistics.median(t_torch), statistics.median(t_jax)
-  return dict(model=model, optimizer=name, torch_us=tt * 1e6, jax_us=tj * 1e6, ratio=tt / tj,
-              torch_best_us=min(t_torch) * 1e6, jax_best_us=min(t_jax) * 1e6,
-              compile_ms=js.compile_s * 1e3, updates=ts.updates, per_window=n,
-              counters=(torch_count, jax_count), impl=ts.impl,
-              device=f"torch {ts.device.type}, jax {js.device}")
+  return dict(
+    model=model,
+    optimizer=name,
+    torch_us=tt * 1e6,
+    jax_us=tj * 1e6,
+    ratio=tt / tj,
+    torch_best_us=min(t_torch) * 1e6,
+    jax_best_us=min(t_jax) * 1e6,
+    compile_ms=js.compile_s * 1e3,
+    updates=ts.updates,
+    per_window=n,
+    counters=(torch_count, jax_count),
+    impl=ts.impl,
+    device=f"torch {ts.device.type}, jax {js.device}",
+  )
 
 
 def run(names, optimizers, repeat: int, window: float) -> list[dict]:
@@ -185,39 +204,51 @@ def run(names, optimizers, repeat: int, window: float) -> list[dict]:
       rows.append(r)
       tc, jc = r["counters"]
       counted = "" if None in (tc, jc) else f" (optimizer step counters {tc} = {jc})"
-      print(f"{model:4} {name:13} torch {r['torch_us']:8.1f} us (best {r['torch_best_us']:6.1f}, "
-            f"{r['impl']})   jaxtrain {r['jax_us']:8.1f} us (best {r['jax_best_us']:6.1f})   "
-            f"ratio {r['ratio']:5.2f}x   "
-            f"compile {r['compile_ms']:5.0f} ms   {r['updates']} updates each{counted}", flush=True)
+      print(
+        f"{model:4} {name:13} torch {r['torch_us']:8.1f} us (best {r['torch_best_us']:6.1f}, "
+        f"{r['impl']})   jaxtrain {r['jax_us']:8.1f} us (best {r['jax_best_us']:6.1f})   "
+        f"ratio {r['ratio']:5.2f}x   "
+        f"compile {r['compile_ms']:5.0f} ms   {r['updates']} updates each{counted}",
+        flush=True,
+      )
   return rows
 
 
-def markdown(rows, repeat: int, window: float, command: str,
-             load: tuple[str, str] = ("?", "?")) -> str:
+def markdown(
+  rows, repeat: int, window: float, command: str, load: tuple[str, str] = ("?", "?")
+) -> str:
   impls = sorted({r["impl"] for r in rows})
   devices = sorted({r["device"] for r in rows})
   lines = [
-      f"## Optimizer updates alone: jaxtrain vs torch ({datetime.date.today().isoformat()})",
-      "",
-      f"{machine()} Command: `{command}`. Devices: {'; '.join(devices)}.",
-      "One update of the notes' CNN (145,578 parameters) or MLP (203,530): jaxtrain's "
-      "`optimizer.update` + `optax.apply_updates`, jit-compiled with parameters and state donated, "
-      f"against torch's `opt.step()` (default implementation, here {' / '.join(impls)}; gradients "
-      f"pre-set). Median of {repeat} interleaved windows of ~{window * 1e3:.0f} ms (the faster side's), "
-      "after a warm-up; both sides made the same number of updates (checked, and against the "
-      "optimizers' own step counters where both keep one). Ratio = torch / jaxtrain (above 1: "
-      "jaxtrain faster). Default threads; no allocator tuning. Load average (1 min) at the start "
-      f"/ end: {load[0]} / {load[1]} (on {os.cpu_count()} cores; well above 0, the other load "
-      "slows both, torch's OpenMP threads the most)."
-      + (f" XLA_FLAGS (the environment's and jaxtrain's import-time defaults): "
-         f"`{os.environ['XLA_FLAGS']}`." if os.environ.get("XLA_FLAGS") else ""),
-      "",
-      "| params | optimizer | torch (us) | jaxtrain (us) | ratio | jaxtrain compile (ms) | updates each |",
-      "|---|---|---:|---:|---:|---:|---:|",
+    f"## Optimizer updates alone: jaxtrain vs torch ({datetime.date.today().isoformat()})",
+    "",
+    f"{machine()} Command: `{command}`. Devices: {'; '.join(devices)}.",
+    "One update of the notes' CNN (145,578 parameters) or MLP (203,530): jaxtrain's "
+    "`optimizer.update` + `optax.apply_updates`, jit-compiled with parameters and state donated, "
+    f"against torch's `opt.step()` (default implementation, here {' / '.join(impls)}; gradients "
+    f"pre-set). Median of {repeat} interleaved windows of ~{window * 1e3:.0f} ms (the faster "
+    "side's), "
+    "after a warm-up; both sides made the same number of updates (checked, and against the "
+    "optimizers' own step counters where both keep one). Ratio = torch / jaxtrain (above 1: "
+    "jaxtrain faster). Default threads; no allocator tuning. Load average (1 min) at the start "
+    f"/ end: {load[0]} / {load[1]} (on {os.cpu_count()} cores; well above 0, the other load "
+    "slows both, torch's OpenMP threads the most)."
+    + (
+      f" XLA_FLAGS (the environment's and jaxtrain's import-time defaults): "
+      f"`{os.environ['XLA_FLAGS']}`."
+      if os.environ.get("XLA_FLAGS")
+      else ""
+    ),
+    "",
+    "| params | optimizer | torch (us) | jaxtrain (us) | ratio | jaxtrain compile (ms) "
+    "| updates each |",
+    "|---|---|---:|---:|---:|---:|---:|",
   ]
   for r in rows:
-    lines.append(f"| {r['model']} | {r['optimizer']} | {r['torch_us']:.1f} | {r['jax_us']:.1f} | "
-                 f"{r['ratio']:.2f} | {r['compile_ms']:.0f} | {r['updates']} |")
+    lines.append(
+      f"| {r['model']} | {r['optimizer']} | {r['torch_us']:.1f} | {r['jax_us']:.1f} | "
+      f"{r['ratio']:.2f} | {r['compile_ms']:.0f} | {r['updates']} |"
+    )
   lines += slower_summary(rows, "optimizer", "model")
   return "\n".join(lines) + "\n"
 
@@ -225,10 +256,20 @@ def markdown(rows, repeat: int, window: float, command: str,
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=list(MODELS))
-  parser.add_argument("--optimizers", nargs="+", choices=list(OPTIMIZERS), default=list(OPTIMIZERS),
-                      metavar="NAME", help=f"a subset of: {', '.join(OPTIMIZERS)}")
-  parser.add_argument("--repeat", type=int, default=REPEAT, help="timed windows; the median is reported")
-  parser.add_argument("--window", type=float, default=WINDOW, help="seconds per window (faster side)")
+  parser.add_argument(
+    "--optimizers",
+    nargs="+",
+    choices=list(OPTIMIZERS),
+    default=list(OPTIMIZERS),
+    metavar="NAME",
+    help=f"a subset of: {', '.join(OPTIMIZERS)}",
+  )
+  parser.add_argument(
+    "--repeat", type=int, default=REPEAT, help="timed windows; the median is reported"
+  )
+  parser.add_argument(
+    "--window", type=float, default=WINDOW, help="seconds per window (faster side)"
+  )
   parser.add_argument("--write", action="store_true", help="record the table in RESULTS.md")
   args = parser.parse_args(argv)
   if args.repeat < 1 or args.window <= 0:

@@ -48,12 +48,23 @@ def child(mode: str, epochs: int, num_train: int, num_test: int) -> dict:
   ds = data.synthetic(num_train, num_test, (32, 32, 3), 10, seed=0)
   load_s = time.perf_counter() - t0
   nbytes = sum(a.nbytes for s in (ds.train, ds.test) for a in (s.images, s.labels))
-  out = dict(mode=mode, source=os.path.dirname(os.path.dirname(jaxtrain.__file__)),
-             data_mib=nbytes / 2**20, image_dtype=str(ds.train.images.dtype),
-             rss_after_data_mib=_rss_mib(), load_s=load_s)
+  out = dict(
+    mode=mode,
+    source=os.path.dirname(os.path.dirname(jaxtrain.__file__)),
+    data_mib=nbytes / 2**20,
+    image_dtype=str(ds.train.images.dtype),
+    rss_after_data_mib=_rss_mib(),
+    load_s=load_s,
+  )
   with tempfile.TemporaryDirectory() as out_dir:
-    config = loop.Config(model="cnn", dataset="synthetic", epochs=epochs, progress="quiet",
-                         out_dir=out_dir, **{flag: True for flag in MODES[mode]})
+    config = loop.Config(
+      model="cnn",
+      dataset="synthetic",
+      epochs=epochs,
+      progress="quiet",
+      out_dir=out_dir,
+      **{flag: True for flag in MODES[mode]},
+    )
     t0 = time.perf_counter()
     _, results = loop.fit(config, log=lambda line: None, data=ds)
     out["fit_s"] = time.perf_counter() - t0
@@ -65,15 +76,25 @@ def child(mode: str, epochs: int, num_train: int, num_test: int) -> dict:
 
 
 def run_child(mode: str, args, source: str | None = None) -> dict:
-  cmd = [sys.executable, os.path.abspath(__file__), "--child", mode, "--epochs", str(args.epochs),
-         "--num-train", str(args.num_train), "--num-test", str(args.num_test)]
+  cmd = [
+    sys.executable,
+    os.path.abspath(__file__),
+    "--child",
+    mode,
+    "--epochs",
+    str(args.epochs),
+    "--num-train",
+    str(args.num_train),
+    "--num-test",
+    str(args.num_test),
+  ]
   env = dict(os.environ)
   if source:
     env["PYTHONPATH"] = os.path.abspath(source)
   proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=env)
   for line in reversed(proc.stdout.splitlines()):
     if line.startswith(_TAG):
-      return json.loads(line[len(_TAG):])
+      return json.loads(line[len(_TAG) :])
   err = [line for line in proc.stderr.splitlines() if line.strip()]
   return dict(mode=mode, error=f"exit status {proc.returncode}: {err[-1] if err else ''}")
 
@@ -81,10 +102,15 @@ def run_child(mode: str, args, source: str | None = None) -> dict:
 def _version(source: str | None) -> str:
   """``source``'s git commit (this checkout's when ``None``), as the rows' label."""
   where = source or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  rev = subprocess.run(["git", "-C", where, "rev-parse", "--short", "HEAD"],
-                       capture_output=True, text=True).stdout.strip() or "?"
-  dirty = subprocess.run(["git", "-C", where, "status", "--porcelain", "--", "jaxtrain"],
-                         capture_output=True, text=True).stdout.strip()
+  rev = (
+    subprocess.run(
+      ["git", "-C", where, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    or "?"
+  )
+  dirty = subprocess.run(
+    ["git", "-C", where, "status", "--porcelain", "--", "jaxtrain"], capture_output=True, text=True
+  ).stdout.strip()
   return f"{'before' if source else 'this checkout'} ({rev}{' + changes' if dirty else ''})"
 
 
@@ -92,28 +118,35 @@ def _row(label: str, r: dict) -> str:
   if "error" in r:
     return f"| {label} | {r['mode']} | failed: {r['error']} | | | | | |"
   last = r["epoch_s"][-1]
-  return (f"| {label} | {r['mode']} | {last:.2f} | {r['images_per_epoch'] / last:.0f} | "
-          f"{r['data_mib']:.0f} ({r['image_dtype']}) | {r['rss_after_data_mib']:.0f} | "
-          f"{r['peak_rss_mib']:.0f} | {r['test_acc']:.4f} |")
+  return (
+    f"| {label} | {r['mode']} | {last:.2f} | {r['images_per_epoch'] / last:.0f} | "
+    f"{r['data_mib']:.0f} ({r['image_dtype']}) | {r['rss_after_data_mib']:.0f} | "
+    f"{r['peak_rss_mib']:.0f} | {r['test_acc']:.4f} |"
+  )
 
 
 def markdown(rows: list[tuple[str, dict]], args, command: str, load: tuple[str, str]) -> str:
-  return "\n".join([
-      f"## Input pipeline: CIFAR-10-shaped synthetic run ({datetime.date.today().isoformat()})",
-      "",
-      f"{machine()} Command: `{command}`. Load average (1 min) at the start / end: "
-      f"{load[0]} / {load[1]}. `loop.fit` of the notes' CNN (SGD, momentum 0.9, batch 64) on "
-      f"`synthetic({args.num_train}, {args.num_test}, (32, 32, 3))` with a run folder "
-      "(asynchronous checkpoints, metrics, curves), each mode in a fresh process. Epoch time: "
-      f"the last of {args.epochs} epochs (the first compiles), evaluation and reporting "
-      "included. Data: the `nbytes` of both splits' arrays on the host. RSS after data: the "
-      "process's resident memory once the dataset is built; peak: `ru_maxrss` over the run.",
-      "",
-      "| version | mode | epoch (s) | images/s | data on the host (MiB) | RSS after data (MiB) "
-      "| peak RSS (MiB) | test acc |",
-      "|---|---|---:|---:|---:|---:|---:|---:|",
-      *[_row(label, r) for label, r in rows],
-  ]) + "\n"
+  return (
+    "\n".join(
+      [
+        f"## Input pipeline: CIFAR-10-shaped synthetic run ({datetime.date.today().isoformat()})",
+        "",
+        f"{machine()} Command: `{command}`. Load average (1 min) at the start / end: "
+        f"{load[0]} / {load[1]}. `loop.fit` of the notes' CNN (SGD, momentum 0.9, batch 64) on "
+        f"`synthetic({args.num_train}, {args.num_test}, (32, 32, 3))` with a run folder "
+        "(asynchronous checkpoints, metrics, curves), each mode in a fresh process. Epoch time: "
+        f"the last of {args.epochs} epochs (the first compiles), evaluation and reporting "
+        "included. Data: the `nbytes` of both splits' arrays on the host. RSS after data: the "
+        "process's resident memory once the dataset is built; peak: `ru_maxrss` over the run.",
+        "",
+        "| version | mode | epoch (s) | images/s | data on the host (MiB) | RSS after data (MiB) "
+        "| peak RSS (MiB) | test acc |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+        *[_row(label, r) for label, r in rows],
+      ]
+    )
+    + "\n"
+  )
 
 
 def main(argv=None) -> int:
@@ -122,8 +155,12 @@ def main(argv=None) -> int:
   parser.add_argument("--num-train", type=int, default=50000)
   parser.add_argument("--num-test", type=int, default=10000)
   parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
-  parser.add_argument("--before", metavar="DIR", default=None,
-                      help="another checkout of jaxtrain to measure first, for a before/after table")
+  parser.add_argument(
+    "--before",
+    metavar="DIR",
+    default=None,
+    help="another checkout of jaxtrain to measure first, for a before/after table",
+  )
   parser.add_argument("--timeout", type=float, default=1800)
   parser.add_argument("--write", action="store_true", help="record the table in RESULTS.md")
   parser.add_argument("--child", choices=list(MODES), help=argparse.SUPPRESS)
@@ -131,8 +168,9 @@ def main(argv=None) -> int:
   if args.epochs < 2:
     parser.error("--epochs must be at least 2 (the first epoch includes compilation)")
   if args.child:
-    print(_TAG + json.dumps(child(args.child, args.epochs, args.num_train, args.num_test)),
-          flush=True)
+    print(
+      _TAG + json.dumps(child(args.child, args.epochs, args.num_train, args.num_test)), flush=True
+    )
     return 0
   load = start_load()
   rows = []

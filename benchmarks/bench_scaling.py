@@ -72,9 +72,16 @@ def child(devices: int, names: list[str], steps: int, repeat: int) -> dict:
   for name in names:
     batch, shape = CASES[name]
     rng = np.random.default_rng(0)
-    xs = [parallel.put_batch((rng.random((batch,) + shape, dtype=np.float32),
-                              rng.integers(0, 10, batch, dtype=np.int32)), mesh)
-          for _ in range(steps)]
+    xs = [
+      parallel.put_batch(
+        (
+          rng.random((batch,) + shape, dtype=np.float32),
+          rng.integers(0, 10, batch, dtype=np.int32),
+        ),
+        mesh,
+      )
+      for _ in range(steps)
+    ]
     jax.block_until_ready(xs)
     model, opt = _model(name), optim.sgd(LR)
     state = create_train_state(model, opt, mesh=mesh)
@@ -90,31 +97,44 @@ def child(devices: int, names: list[str], steps: int, repeat: int) -> dict:
         state, m = step(state, b)
       jax.block_until_ready(m)
       rates.append(steps / (time.perf_counter() - t0))
-    out["models"][name] = dict(batch=batch, first=first, sps=statistics.median(rates),
-                               all_sps=rates)
+    out["models"][name] = dict(
+      batch=batch, first=first, sps=statistics.median(rates), all_sps=rates
+    )
   return out
 
 
-def run_child(devices: int, names: list[str], steps: int, repeat: int, fake: bool,
-              timeout: float) -> dict:
+def run_child(
+  devices: int, names: list[str], steps: int, repeat: int, fake: bool, timeout: float
+) -> dict:
   """``child`` in a fresh interpreter; with ``fake``, ``devices`` fake CPU devices."""
   env = dict(os.environ)
   if fake:
     flags = [f for f in env.get("XLA_FLAGS", "").split() if not f.startswith(_FAKE)]
     env["XLA_FLAGS"] = " ".join(flags + [f"{_FAKE}={devices}"])
     env["JAX_PLATFORMS"] = "cpu"
-  cmd = [sys.executable, os.path.abspath(__file__), "--child", str(devices), "--models", *names,
-         "--steps", str(steps), "--repeat", str(repeat)]
+  cmd = [
+    sys.executable,
+    os.path.abspath(__file__),
+    "--child",
+    str(devices),
+    "--models",
+    *names,
+    "--steps",
+    str(steps),
+    "--repeat",
+    str(repeat),
+  ]
   try:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
   except subprocess.TimeoutExpired:
     return dict(devices=devices, error=f"timed out after {timeout:.0f} s")
   for line in reversed(proc.stdout.splitlines()):
     if line.startswith(_TAG):
-      return json.loads(line[len(_TAG):])
+      return json.loads(line[len(_TAG) :])
   err = [line for line in proc.stderr.splitlines() if line.strip()]
-  return dict(devices=devices, error=f"exit status {proc.returncode}"
-              + (f": {err[-1][:160]}" if err else ""))
+  return dict(
+    devices=devices, error=f"exit status {proc.returncode}" + (f": {err[-1][:160]}" if err else "")
+  )
 
 
 def _platform() -> tuple[str, int]:
@@ -127,26 +147,28 @@ def _platform() -> tuple[str, int]:
 
 def markdown(results: list[dict], steps: int, repeat: int, fake: bool, command: str) -> str:
   if fake:
-    kind = (f"**fake CPU devices** (`XLA_FLAGS={_FAKE}=N`) sharing this machine's "
-            f"{os.cpu_count()} cores: not a scaling claim. The N devices run on the same cores, "
-            "so the figures show what the sharded program (the split batch, the all-reduce of "
-            "the gradients) costs, not what N real devices would gain. Record real scaling on a "
-            "machine with several GPUs.")
+    kind = (
+      f"**fake CPU devices** (`XLA_FLAGS={_FAKE}=N`) sharing this machine's "
+      f"{os.cpu_count()} cores: not a scaling claim. The N devices run on the same cores, "
+      "so the figures show what the sharded program (the split batch, the all-reduce of "
+      "the gradients) costs, not what N real devices would gain. Record real scaling on a "
+      "machine with several GPUs."
+    )
   else:
     kinds = sorted({r.get("device_kind", "?") for r in results if "error" not in r})
     kind = f"real devices: {', '.join(kinds)}."
   lines = [
-      f"## Scaling with devices ({datetime.date.today().isoformat()})",
-      "",
-      f"{machine()} Command: `{command}` ({steps} SGD steps per timed window, median of "
-      f"{repeat} window{'s' if repeat > 1 else ''} after the first step; random data put on "
-      "the mesh before timing).",
-      f"Devices: {kind} The global batch is the same for every device count (each device "
-      "takes batch / N rows); speed-up = images/s over the 1-device row's.",
-      "",
-      "| model (global batch) | devices | rows per device | steps/s | images/s | speed-up | "
-      "first step (s) |",
-      "|---|---:|---:|---:|---:|---:|---:|",
+    f"## Scaling with devices ({datetime.date.today().isoformat()})",
+    "",
+    f"{machine()} Command: `{command}` ({steps} SGD steps per timed window, median of "
+    f"{repeat} window{'s' if repeat > 1 else ''} after the first step; random data put on "
+    "the mesh before timing).",
+    f"Devices: {kind} The global batch is the same for every device count (each device "
+    "takes batch / N rows); speed-up = images/s over the 1-device row's.",
+    "",
+    "| model (global batch) | devices | rows per device | steps/s | images/s | speed-up | "
+    "first step (s) |",
+    "|---|---:|---:|---:|---:|---:|---:|",
   ]
   base = {}
   for r in results:
@@ -163,15 +185,18 @@ def markdown(results: list[dict], steps: int, repeat: int, fake: bool, command: 
       if m is None:
         continue
       speed = f"{m['sps'] / base[name]:.2f}x" if name in base else "n/a"
-      lines.append(f"| {name} ({m['batch']}) | {r['devices']} | {m['batch'] // r['devices']} | "
-                   f"{m['sps']:.1f} | {m['sps'] * m['batch']:.0f} | {speed} | {m['first']:.2f} |")
+      lines.append(
+        f"| {name} ({m['batch']}) | {r['devices']} | {m['batch'] // r['devices']} | "
+        f"{m['sps']:.1f} | {m['sps'] * m['batch']:.0f} | {speed} | {m['first']:.2f} |"
+      )
   return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--devices", type=int, nargs="+", default=[1, 2, 4, 8],
-                      help="device counts to measure")
+  parser.add_argument(
+    "--devices", type=int, nargs="+", default=[1, 2, 4, 8], help="device counts to measure"
+  )
   parser.add_argument("--models", nargs="+", choices=sorted(CASES), default=list(CASES))
   parser.add_argument("--steps", type=int, default=32, help="steps per timed window")
   parser.add_argument("--repeat", type=int, default=3, help="timed windows (the median is kept)")
@@ -187,8 +212,10 @@ def main(argv=None) -> int:
       parser.error(f"--devices must be positive, got {n}")
     bad = [m for m in args.models if CASES[m][0] % n]
     if bad:
-      parser.error(f"--devices {n}: the global batch of {', '.join(bad)} "
-                   f"({', '.join(str(CASES[m][0]) for m in bad)}) does not divide by {n}")
+      parser.error(
+        f"--devices {n}: the global batch of {', '.join(bad)} "
+        f"({', '.join(str(CASES[m][0]) for m in bad)}) does not divide by {n}"
+      )
   if args.child is not None:
     print(_TAG + json.dumps(child(args.child, args.models, args.steps, args.repeat)), flush=True)
     return 0
@@ -207,11 +234,16 @@ def main(argv=None) -> int:
       print(f"{n} devices: failed: {r['error']}", flush=True)
     for name, m in r.get("models", {}).items():
       kind = "fake cpu" if fake else r["device_kind"]
-      print(f"{name:4} {n} device{'s' if n > 1 else ' '} ({kind}): "
-            f"{m['sps']:8.1f} steps/s {m['sps'] * m['batch']:9.0f} img/s  first step "
-            f"{m['first']:.2f} s", flush=True)
-  command = "python benchmarks/bench_scaling.py" + (" " + " ".join(argv if argv is not None
-                                                                    else sys.argv[1:])).rstrip()
+      print(
+        f"{name:4} {n} device{'s' if n > 1 else ' '} ({kind}): "
+        f"{m['sps']:8.1f} steps/s {m['sps'] * m['batch']:9.0f} img/s  first step "
+        f"{m['first']:.2f} s",
+        flush=True,
+      )
+  command = (
+    "python benchmarks/bench_scaling.py"
+    + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
+  )
   section = markdown(results, args.steps, args.repeat, fake, command)
   publish(section, "## Scaling with devices", args.write)
   return 0

@@ -62,18 +62,18 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from results import load_average, machine, publish, start_load  # noqa: E402
 
 CASES = {
-    # name: (batch, image shape (H, W, C))
-    "cnn": (64, (32, 32, 3)),
-    "mlp": (256, (28, 28, 1)),
-    "rnn": (64, (28, 28, 1)),
+  # name: (batch, image shape (H, W, C))
+  "cnn": (64, (32, 32, 3)),
+  "mlp": (256, (28, 28, 1)),
+  "rnn": (64, (28, 28, 1)),
 }
 
 CONTENDERS = {
-    # command-line name: label in the table
-    "torch": "torch eager",
-    "torch-compile": "torch.compile",
-    "jax-step": "jaxtrain per-step",
-    "jax-scan": "jaxtrain scan-epoch",
+  # command-line name: label in the table
+  "torch": "torch eager",
+  "torch-compile": "torch.compile",
+  "jax-step": "jaxtrain per-step",
+  "jax-scan": "jaxtrain scan-epoch",
 }
 
 LR = 0.01
@@ -86,13 +86,20 @@ def torch_model(name: str):
 
   if name == "cnn":
     return torch.nn.Sequential(
-        torch.nn.Conv2d(3, 32, 5, padding=2), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(32, 32, 5, padding=2), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(32, 64, 5, padding=2), torch.nn.MaxPool2d(2),
-        torch.nn.Flatten(), torch.nn.Linear(1024, 64), torch.nn.Linear(64, 10))
+      torch.nn.Conv2d(3, 32, 5, padding=2),
+      torch.nn.MaxPool2d(2),
+      torch.nn.Conv2d(32, 32, 5, padding=2),
+      torch.nn.MaxPool2d(2),
+      torch.nn.Conv2d(32, 64, 5, padding=2),
+      torch.nn.MaxPool2d(2),
+      torch.nn.Flatten(),
+      torch.nn.Linear(1024, 64),
+      torch.nn.Linear(64, 10),
+    )
   if name == "mlp":
-    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 256),
-                               torch.nn.ReLU(), torch.nn.Linear(256, 10))
+    return torch.nn.Sequential(
+      torch.nn.Flatten(), torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10)
+    )
   if name == "rnn":
 
     class TorchRNN(torch.nn.Module):
@@ -127,7 +134,7 @@ def jax_model(name: str):
 
 
 def _data(batch, shape, steps, seed=0):
-  """``steps`` batches of random NHWC images and labels (float32 drawn directly: no float64 peak)."""
+  """``steps`` batches of random NHWC images and labels (float32 drawn directly, no float64)."""
   rng = np.random.default_rng(seed)
   x = rng.random((steps * batch,) + shape, dtype=np.float32)
   y = rng.integers(0, 10, steps * batch, dtype=np.int32)
@@ -153,7 +160,7 @@ def _maxrss_mib() -> float:
 
 
 def _windows(run_window, steps: int, repeat: int) -> list[float]:
-  """Steps/s of ``repeat`` timed windows; ``run_window()`` runs ``steps`` steps and waits for them."""
+  """Steps/s of ``repeat`` timed windows; ``run_window()`` runs ``steps`` steps and waits."""
   out = []
   for _ in range(repeat):
     t0 = time.perf_counter()
@@ -165,8 +172,9 @@ def _windows(run_window, steps: int, repeat: int) -> list[float]:
 PRECISIONS = ("float32", "bf16")
 
 
-def _child_torch(name: str, steps: int, repeat: int, compiled: bool,
-                 precision: str = "float32") -> dict:
+def _child_torch(
+  name: str, steps: int, repeat: int, compiled: bool, precision: str = "float32"
+) -> dict:
   import contextlib
 
   import torch
@@ -186,9 +194,11 @@ def _child_torch(name: str, steps: int, repeat: int, compiled: bool,
     sync = torch.cuda.synchronize
   else:
     sync = lambda: None  # noqa: E731
-  out = dict(device=f"torch {device.type}" + (f" ({torch.cuda.get_device_name()})"
-                                              if device.type == "cuda" else ""),
-             threads=torch.get_num_threads())
+  out = dict(
+    device=f"torch {device.type}"
+    + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""),
+    threads=torch.get_num_threads(),
+  )
   out["baseline_rss_mib"], out["baseline_maxrss_mib"] = _rss_mib(), _maxrss_mib()
 
   net = torch_model(name).to(device)
@@ -227,8 +237,9 @@ def _child_torch(name: str, steps: int, repeat: int, compiled: bool,
     reasons = list(counters["unimplemented"]) + list(counters["graph_break"])
     if reasons:
       out["graph_break_reason"] = _one_line(reasons[0], 240)
-      explanation = [line.strip() for line in reasons[0].splitlines()
-                     if line.strip().startswith("Explanation:")]
+      explanation = [
+        line.strip() for line in reasons[0].splitlines() if line.strip().startswith("Explanation:")
+      ]
       if explanation:
         out["graph_break_reason"] += " " + _one_line(explanation[0], 160)
   out["sps"] = _windows(window, steps, repeat)
@@ -253,15 +264,22 @@ def _child_jax(name: str, steps: int, repeat: int, scan: bool, precision: str = 
     order = jnp.arange(steps * batch, dtype=jnp.int32).reshape(steps, batch)
     jax.block_until_ready((xd, yd, order))
   else:
-    xs = [jnp.asarray(x[i * batch:(i + 1) * batch]) for i in range(steps)]
-    ys = [jnp.asarray(y[i * batch:(i + 1) * batch]) for i in range(steps)]
+    xs = [jnp.asarray(x[i * batch : (i + 1) * batch]) for i in range(steps)]
+    ys = [jnp.asarray(y[i * batch : (i + 1) * batch]) for i in range(steps)]
     jax.block_until_ready((xs, ys))
   from jaxtrain import _xla_options
 
-  out = dict(device=f"jax {dev.platform}" + (f" ({dev.device_kind})" if dev.platform != "cpu" else ""),
-             # the environment's XLA_FLAGS, and the options jaxtrain compiles its programs with
-             xla_flags=" ".join(filter(None, [os.environ.get("XLA_FLAGS", "")] + [
-                 f"{k}={v}" for k, v in (_xla_options.for_platform(dev.platform) or {}).items()])))
+  out = dict(
+    device=f"jax {dev.platform}" + (f" ({dev.device_kind})" if dev.platform != "cpu" else ""),
+    # the environment's XLA_FLAGS, and the options jaxtrain compiles its programs with
+    xla_flags=" ".join(
+      filter(
+        None,
+        [os.environ.get("XLA_FLAGS", "")]
+        + [f"{k}={v}" for k, v in (_xla_options.for_platform(dev.platform) or {}).items()],
+      )
+    ),
+  )
   out["baseline_rss_mib"], out["baseline_maxrss_mib"] = _rss_mib(), _maxrss_mib()
 
   model = jax_model(name)
@@ -305,15 +323,16 @@ def _one_line(text, limit: int = 160) -> str:
   """The first non-empty line of ``text``, at most ``limit`` characters."""
   lines = [line.strip() for line in str(text).splitlines() if line.strip()]
   line = lines[0] if lines else ""
-  return line if len(line) <= limit else line[:limit - 3] + "..."
+  return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def child(name: str, contender: str, steps: int, repeat: int, precision: str = "float32") -> dict:
   """One measurement in this (fresh) process; a failure is returned as ``error``, not raised."""
   try:
     if contender in ("torch", "torch-compile"):
-      out = _child_torch(name, steps, repeat, compiled=contender == "torch-compile",
-                         precision=precision)
+      out = _child_torch(
+        name, steps, repeat, compiled=contender == "torch-compile", precision=precision
+      )
     else:
       out = _child_jax(name, steps, repeat, scan=contender == "jax-scan", precision=precision)
   except Exception as e:  # noqa: BLE001 -- recorded as the row's "failed: ..."
@@ -325,8 +344,9 @@ def child(name: str, contender: str, steps: int, repeat: int, precision: str = "
 # --------------------------------------------------------------- the parent ---
 
 
-def run_child(name: str, contender: str, steps: int, repeat: int, timeout: float,
-              precision: str = "float32") -> dict:
+def run_child(
+  name: str, contender: str, steps: int, repeat: int, timeout: float, precision: str = "float32"
+) -> dict:
   """Runs ``child`` in a fresh interpreter and returns its result (``error`` on failure)."""
   env = dict(os.environ)
   cache = None
@@ -334,8 +354,19 @@ def run_child(name: str, contender: str, steps: int, repeat: int, timeout: float
     # A cold compile each run, as jax's (no persistent compilation cache by default).
     cache = tempfile.mkdtemp(prefix="bench_train_inductor_")
     env["TORCHINDUCTOR_CACHE_DIR"] = cache
-  cmd = [sys.executable, os.path.abspath(__file__), "--child", name, contender,
-         "--steps", str(steps), "--repeat", str(repeat), "--precision", precision]
+  cmd = [
+    sys.executable,
+    os.path.abspath(__file__),
+    "--child",
+    name,
+    contender,
+    "--steps",
+    str(steps),
+    "--repeat",
+    str(repeat),
+    "--precision",
+    precision,
+  ]
   try:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
   except subprocess.TimeoutExpired:
@@ -345,7 +376,7 @@ def run_child(name: str, contender: str, steps: int, repeat: int, timeout: float
       shutil.rmtree(cache, ignore_errors=True)
   for line in reversed(proc.stdout.splitlines()):
     if line.startswith(_TAG):
-      return json.loads(line[len(_TAG):])
+      return json.loads(line[len(_TAG) :])
   err = [line for line in proc.stderr.splitlines() if line.strip()]
   return dict(error=f"exit status {proc.returncode}" + (f": {_one_line(err[-1])}" if err else ""))
 
@@ -388,8 +419,15 @@ def _merge(runs: list[dict]) -> dict:
   return r
 
 
-def run(names, contenders, steps: int, repeat: int, timeout: float, rounds: int = 1,
-        precision: str = "float32") -> list[dict]:
+def run(
+  names,
+  contenders,
+  steps: int,
+  repeat: int,
+  timeout: float,
+  rounds: int = 1,
+  precision: str = "float32",
+) -> list[dict]:
   """All (model, contender) measurements, each in its own process; prints each row.
 
   With ``rounds`` > 1 the contenders of a model take turns, round after round, so that
@@ -407,8 +445,10 @@ def run(names, contenders, steps: int, repeat: int, timeout: float, rounds: int 
         r.update(model=name, key=key, batch=batch, wall=time.perf_counter() - t0)
         runs[key].append(r)
         if rounds > 1 and "error" not in r:
-          print(f"  round {i + 1}/{rounds} {name} {key}: {statistics.median(r['sps']):.1f} steps/s",
-                flush=True)
+          print(
+            f"  round {i + 1}/{rounds} {name} {key}: {statistics.median(r['sps']):.1f} steps/s",
+            flush=True,
+          )
     merged = {key: _merge(v) for key, v in runs.items()}
     eager = merged.get("torch")
     for key in contenders:
@@ -417,7 +457,8 @@ def run(names, contenders, steps: int, repeat: int, timeout: float, rounds: int 
         r["median"] = statistics.median(r["round_medians"])
         if eager is not None and "error" not in eager:  # torch eager is chosen and ran
           r["ratio"] = statistics.median(
-              m / e for m, e in zip(r["round_medians"], eager["round_medians"]))
+            m / e for m, e in zip(r["round_medians"], eager["round_medians"])
+          )
         else:
           r["ratio"] = None
       rows.append(r)
@@ -431,55 +472,79 @@ def _console_line(r: dict) -> str:
     return f"{head} failed: {r['error']}"
   ratio = f"x{r['ratio']:.2f} torch eager" if r.get("ratio") else ""
   dev = f" device peak {r['device_peak_mib']:.0f} MiB" if "device_peak_mib" in r else ""
-  return (f"{head} {r['median']:8.1f} steps/s [{min(r['sps']):.1f}-{max(r['sps']):.1f}] "
-          f"{r['median'] * r['batch']:9.0f} img/s  first step {r['first']:6.2f} s  "
-          f"peak RSS {r['peak_rss_mib']:5.0f} MiB (+{_over_baseline(r)}){dev}  {ratio}"
-          f"  [{r['device']}, {r['wall']:.0f} s]")
+  return (
+    f"{head} {r['median']:8.1f} steps/s [{min(r['sps']):.1f}-{max(r['sps']):.1f}] "
+    f"{r['median'] * r['batch']:9.0f} img/s  first step {r['first']:6.2f} s  "
+    f"peak RSS {r['peak_rss_mib']:5.0f} MiB (+{_over_baseline(r)}){dev}  {ratio}"
+    f"  [{r['device']}, {r['wall']:.0f} s]"
+  )
 
 
-def markdown(rows, steps: int, repeat: int, command: str, load: tuple[str, str] = ("?", "?"),
-             rounds: int = 1, precision: str = "float32") -> str:
-  """The RESULTS.md section (imports jax and torch, via ``machine()``: call it after the children)."""
+def markdown(
+  rows,
+  steps: int,
+  repeat: int,
+  command: str,
+  load: tuple[str, str] = ("?", "?"),
+  rounds: int = 1,
+  precision: str = "float32",
+) -> str:
+  """RESULTS.md's section (imports jax and torch via ``machine()``: call it after the children)."""
   device_col = any("device_peak_mib" in r for r in rows)
   threads = sorted({r["threads"] for r in rows if "threads" in r})
   xla_flags = sorted({r["xla_flags"] for r in rows if r.get("xla_flags")})
   lines = [
-      "## Training throughput" + ("" if precision == "float32" else f" in {precision}")
-      + ": torch eager, torch.compile, jaxtrain per-step and scan-epoch "
-      f"({datetime.date.today().isoformat()})",
-      "",
-      f"{machine()} Command: `{command}` ({steps} SGD steps per timed window, median of "
-      f"{repeat} window{'s' if repeat > 1 else ''} after the first step; random data, the same "
-      "for every contender).",
-      ("Each row ran in its own fresh process, one after another. " if rounds == 1 else
-       f"Each row ran in its own fresh process, {rounds} times: the contenders of a model took "
-       f"turns, round after round; steps/s is the median of the rounds' medians, the range spans "
-       "every window of every round, and the ratio is the median of the per-round ratios to torch "
-       "eager. ")
-      + "Default threads "
-      + (f"(torch: {', '.join(map(str, threads))} intra-op) " if threads else "")
-      + "and no allocator tuning for either framework. Load average (1 min) at the start / end: "
-      f"{load[0]} / {load[1]} (on {os.cpu_count()} cores; well above 0, the other load slows both, "
-      "torch's OpenMP threads the most)."
-      + (f" XLA options of the jaxtrain processes (the environment's `XLA_FLAGS` and the "
-         f"compiler options jaxtrain passes to its CPU programs): "
-         f"{'; '.join(f'`{f}`' for f in xla_flags)}." if xla_flags else "")
-      + (" Mixed precision: torch's forward and loss under `torch.autocast(dtype=torch.bfloat16)`,"
-         " jaxtrain's steps with `precision='bf16'`; float32 parameters and optimizer state."
-         if precision != "float32" else ""),
-      "First step: torch eager's first step; torch.compile's compilation of the model (inductor, "
-      "cold cache; the optimizer step stays eager) + first step; jaxtrain per-step's compile + "
-      "first step; scan-epoch's compile + one whole epoch.",
-      "Peak RSS: the process's `ru_maxrss` (imports, data and training). Over baseline: peak RSS "
-      "minus the RSS after imports, data creation and the data's copy into the contender's "
-      "arrays, before the model is built (`<=`: the peak was reached before, an upper bound)."
-      + (" Device peak: jax's `peak_bytes_in_use`, torch's `max_memory_allocated` (data included)."
-         if device_col else ""),
-      "",
-      "| model (batch) | contender | device | steps/s (range) | images/s | first step (s) | "
-      "peak RSS (MiB) | peak RSS over baseline (MiB) | " + ("device peak (MiB) | " if device_col else "")
-      + "throughput vs torch eager |",
-      "|---|---|---|---:|---:|---:|---:|---:|" + ("---:|" if device_col else "") + "---:|",
+    "## Training throughput"
+    + ("" if precision == "float32" else f" in {precision}")
+    + ": torch eager, torch.compile, jaxtrain per-step and scan-epoch "
+    f"({datetime.date.today().isoformat()})",
+    "",
+    f"{machine()} Command: `{command}` ({steps} SGD steps per timed window, median of "
+    f"{repeat} window{'s' if repeat > 1 else ''} after the first step; random data, the same "
+    "for every contender).",
+    (
+      "Each row ran in its own fresh process, one after another. "
+      if rounds == 1
+      else f"Each row ran in its own fresh process, {rounds} times: the contenders of a model took "
+      f"turns, round after round; steps/s is the median of the rounds' medians, the range spans "
+      "every window of every round, and the ratio is the median of the per-round ratios to torch "
+      "eager. "
+    )
+    + "Default threads "
+    + (f"(torch: {', '.join(map(str, threads))} intra-op) " if threads else "")
+    + "and no allocator tuning for either framework. Load average (1 min) at the start / end: "
+    f"{load[0]} / {load[1]} (on {os.cpu_count()} cores; well above 0, the other load slows both, "
+    "torch's OpenMP threads the most)."
+    + (
+      f" XLA options of the jaxtrain processes (the environment's `XLA_FLAGS` and the "
+      f"compiler options jaxtrain passes to its CPU programs): "
+      f"{'; '.join(f'`{f}`' for f in xla_flags)}."
+      if xla_flags
+      else ""
+    )
+    + (
+      " Mixed precision: torch's forward and loss under `torch.autocast(dtype=torch.bfloat16)`,"
+      " jaxtrain's steps with `precision='bf16'`; float32 parameters and optimizer state."
+      if precision != "float32"
+      else ""
+    ),
+    "First step: torch eager's first step; torch.compile's compilation of the model (inductor, "
+    "cold cache; the optimizer step stays eager) + first step; jaxtrain per-step's compile + "
+    "first step; scan-epoch's compile + one whole epoch.",
+    "Peak RSS: the process's `ru_maxrss` (imports, data and training). Over baseline: peak RSS "
+    "minus the RSS after imports, data creation and the data's copy into the contender's "
+    "arrays, before the model is built (`<=`: the peak was reached before, an upper bound)."
+    + (
+      " Device peak: jax's `peak_bytes_in_use`, torch's `max_memory_allocated` (data included)."
+      if device_col
+      else ""
+    ),
+    "",
+    "| model (batch) | contender | device | steps/s (range) | images/s | first step (s) | "
+    "peak RSS (MiB) | peak RSS over baseline (MiB) | "
+    + ("device peak (MiB) | " if device_col else "")
+    + "throughput vs torch eager |",
+    "|---|---|---|---:|---:|---:|---:|---:|" + ("---:|" if device_col else "") + "---:|",
   ]
   notes = []
   for r in rows:
@@ -489,10 +554,14 @@ def markdown(rows, steps: int, repeat: int, command: str, load: tuple[str, str] 
       lines.append(f"{head} - | failed: {r['error'].replace('|', '/')} |{empty}")
       continue
     spread = f" ({min(r['sps']):.1f}-{max(r['sps']):.1f})" if len(r["sps"]) > 1 else ""
-    dev = (f" {r['device_peak_mib']:.0f} |" if "device_peak_mib" in r else " - |") if device_col else ""
+    dev = (
+      (f" {r['device_peak_mib']:.0f} |" if "device_peak_mib" in r else " - |") if device_col else ""
+    )
     ratio = f"{r['ratio']:.2f}x" if r.get("ratio") else "-"
-    lines.append(f"{head} {r['device']} | {r['median']:.1f}{spread} | {r['median'] * r['batch']:.0f} | "
-                 f"{r['first']:.2f} | {r['peak_rss_mib']:.0f} | {_over_baseline(r)} |{dev} {ratio} |")
+    lines.append(
+      f"{head} {r['device']} | {r['median']:.1f}{spread} | {r['median'] * r['batch']:.0f} | "
+      f"{r['first']:.2f} | {r['peak_rss_mib']:.0f} | {_over_baseline(r)} |{dev} {ratio} |"
+    )
     if r.get("graph_break_reason") and r.get("graphs") == 0:
       notes.append(f"torch.compile on {r['model']}: {r['graph_break_reason']}")
   if notes:
@@ -503,17 +572,32 @@ def markdown(rows, steps: int, repeat: int, command: str, load: tuple[str, str] 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--models", nargs="+", choices=sorted(CASES), default=list(CASES))
-  parser.add_argument("--contenders", nargs="+", choices=list(CONTENDERS), default=list(CONTENDERS),
-                      help="which contenders to run (default: all)")
+  parser.add_argument(
+    "--contenders",
+    nargs="+",
+    choices=list(CONTENDERS),
+    default=list(CONTENDERS),
+    help="which contenders to run (default: all)",
+  )
   parser.add_argument("--steps", type=int, default=64, help="steps per timed window")
-  parser.add_argument("--repeat", type=int, default=3,
-                      help="timed windows per contender; steps/s is their median")
-  parser.add_argument("--rounds", type=int, default=1,
-                      help="run the contenders of each model this many times in turn (see run())")
-  parser.add_argument("--precision", choices=PRECISIONS, default="float32",
-                      help="float32, or bf16 mixed precision in both frameworks (see above)")
-  parser.add_argument("--timeout", type=float, default=1800,
-                      help="seconds allowed to one contender's process")
+  parser.add_argument(
+    "--repeat", type=int, default=3, help="timed windows per contender; steps/s is their median"
+  )
+  parser.add_argument(
+    "--rounds",
+    type=int,
+    default=1,
+    help="run the contenders of each model this many times in turn (see run())",
+  )
+  parser.add_argument(
+    "--precision",
+    choices=PRECISIONS,
+    default="float32",
+    help="float32, or bf16 mixed precision in both frameworks (see above)",
+  )
+  parser.add_argument(
+    "--timeout", type=float, default=1800, help="seconds allowed to one contender's process"
+  )
   parser.add_argument("--write", action="store_true", help="record the table in RESULTS.md")
   parser.add_argument("--child", nargs=2, metavar=("MODEL", "CONTENDER"), help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
@@ -523,13 +607,15 @@ def main(argv=None) -> int:
     name, contender = args.child
     if name not in CASES or contender not in CONTENDERS:
       parser.error(f"unknown child {args.child}")
-    print(_TAG + json.dumps(child(name, contender, args.steps, args.repeat, args.precision)),
-          flush=True)
+    print(
+      _TAG + json.dumps(child(name, contender, args.steps, args.repeat, args.precision)), flush=True
+    )
     return 0
   contenders = [c for c in CONTENDERS if c in args.contenders]  # the table's order
   load = start_load()
-  rows = run(args.models, contenders, args.steps, args.repeat, args.timeout, args.rounds,
-             args.precision)
+  rows = run(
+    args.models, contenders, args.steps, args.repeat, args.timeout, args.rounds, args.precision
+  )
   load = (load, load_average())
   command = "python benchmarks/bench_train.py" + (" --write" if args.write else "")
   if args.models != list(CASES):
@@ -542,7 +628,9 @@ def main(argv=None) -> int:
   if args.precision != "float32":
     command += f" --precision {args.precision}"
   section = markdown(rows, args.steps, args.repeat, command, load, args.rounds, args.precision)
-  header = "## Training throughput" + (":" if args.precision == "float32" else f" in {args.precision}")
+  header = "## Training throughput" + (
+    ":" if args.precision == "float32" else f" in {args.precision}"
+  )
   publish(section, header, args.write, after="## Training throughput:")
   return 0
 

@@ -56,12 +56,16 @@ def devices() -> list[str]:
   import jax
   import torch
 
-  lines = [f"jax {jax.__version__}: " + ", ".join(
-      f"{d.platform}:{d.id} ({d.device_kind})" for d in jax.devices())]
+  lines = [
+    f"jax {jax.__version__}: "
+    + ", ".join(f"{d.platform}:{d.id} ({d.device_kind})" for d in jax.devices())
+  ]
   if torch.cuda.is_available():
-    lines.append(f"torch {torch.__version__}: cuda ({torch.cuda.get_device_name()}, "
-                 f"{torch.cuda.get_device_properties(0).total_memory / 2**30:.0f} GiB), "
-                 f"CUDA {torch.version.cuda}")
+    lines.append(
+      f"torch {torch.__version__}: cuda ({torch.cuda.get_device_name()}, "
+      f"{torch.cuda.get_device_properties(0).total_memory / 2**30:.0f} GiB), "
+      f"CUDA {torch.version.cuda}"
+    )
   else:
     lines.append(f"torch {torch.__version__}: cpu only")
   return lines
@@ -91,8 +95,16 @@ def gradient_check(batch: int) -> dict:
     h = x
     for name in ("conv1", "conv2", "conv3"):
       conv = params[name]
-      h = lax.conv_general_dilated(h, conv["kernel"][...], (1, 1), ((2, 2), (2, 2)),
-                                   dimension_numbers=("NHWC", "HWIO", "NHWC")) + conv["bias"][...]
+      h = (
+        lax.conv_general_dilated(
+          h,
+          conv["kernel"][...],
+          (1, 1),
+          ((2, 2), (2, 2)),
+          dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        )
+        + conv["bias"][...]
+      )
       h = lax.reduce_window(h, -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
     h = h.reshape(batch, -1)
     for name in ("fc1", "fc2"):
@@ -101,14 +113,18 @@ def gradient_check(batch: int) -> dict:
     return jnp.mean(jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, y[:, None], 1)[:, 0])
 
   with jax.default_matmul_precision("highest"):
-    (l_ours, g_ours), (l_plain, g_plain) = (jax.jit(jax.value_and_grad(f))(params)
-                                            for f in (ours, plain))
+    (l_ours, g_ours), (l_plain, g_plain) = (
+      jax.jit(jax.value_and_grad(f))(params) for f in (ours, plain)
+    )
   worst = 0.0
   for a, b in zip(jax.tree.leaves(g_ours), jax.tree.leaves(g_plain)):
     a, b = np.asarray(a), np.asarray(b)
     worst = max(worst, float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-30)))
-  return dict(loss_diff=abs(float(l_ours) - float(l_plain)), grad_rel=worst,
-              platform=jax.devices()[0].platform)
+  return dict(
+    loss_diff=abs(float(l_ours) - float(l_plain)),
+    grad_rel=worst,
+    platform=jax.devices()[0].platform,
+  )
 
 
 def throughput(models, contenders, precisions, steps: int, repeat: int) -> list[dict]:
@@ -121,8 +137,9 @@ def throughput(models, contenders, precisions, steps: int, repeat: int) -> list[
       for key in contenders:
         t0 = time.perf_counter()
         r = bench_train.child(name, key, steps, repeat, precision)
-        r.update(model=name, key=key, batch=batch, precision=precision,
-                 wall=time.perf_counter() - t0)
+        r.update(
+          model=name, key=key, batch=batch, precision=precision, wall=time.perf_counter() - t0
+        )
         if "error" not in r:
           r["median"] = statistics.median(r["sps"])
         measured[key] = r
@@ -142,15 +159,24 @@ def recipe(num_train: int, num_test: int, epochs: int) -> list[dict]:
   ds = data.synthetic(num_train, num_test, (32, 32, 3), 10, seed=0)
   rows = []
   for mode, scan in (("per-step", False), ("scan-epoch", True)):
-    config = loop.Config(model="cnn", dataset="synthetic", epochs=epochs, progress="quiet",
-                         scan_epoch=scan)
+    config = loop.Config(
+      model="cnn", dataset="synthetic", epochs=epochs, progress="quiet", scan_epoch=scan
+    )
     t0 = time.perf_counter()
     _, results = loop.fit(config, log=lambda line: None, data=ds)
     wall = time.perf_counter() - t0
     images = epochs * (num_train // config.batch_size) * config.batch_size
-    rows.append(dict(mode=mode, wall=wall, images=images, epochs=epochs,
-                     first=results[0].seconds, last=results[-1].seconds,
-                     test_acc=results[-1].test_acc))
+    rows.append(
+      dict(
+        mode=mode,
+        wall=wall,
+        images=images,
+        epochs=epochs,
+        first=results[0].seconds,
+        last=results[-1].seconds,
+        test_acc=results[-1].test_acc,
+      )
+    )
     print(f"recipe {mode}: {wall:.1f} s for {epochs} epochs, {images / wall:.0f} img/s", flush=True)
   return rows
 
@@ -160,107 +186,126 @@ def _throughput_row(r: dict) -> str:
   if "error" in r:
     return f"{head} failed: {r['error'].replace('|', '/')} | - | - | - |"
   ratio = f"{r['ratio']:.2f}x" if r.get("ratio") else "-"
-  return (f"{head} {r['median']:.1f} | {r['median'] * r['batch']:.0f} | {r['first']:.2f} | "
-          f"{ratio} |")
+  return f"{head} {r['median']:.1f} | {r['median'] * r['batch']:.0f} | {r['first']:.2f} | {ratio} |"
 
 
 def _goals(rows: list[dict], recipes: list[dict]) -> list[str]:
   lines = []
   for name in ("cnn", "mlp"):
-    best = max((r for r in rows if r["model"] == name and r["key"].startswith("jax")
-                and r.get("ratio")), key=lambda r: r["ratio"], default=None)
+    best = max(
+      (r for r in rows if r["model"] == name and r["key"].startswith("jax") and r.get("ratio")),
+      key=lambda r: r["ratio"],
+      default=None,
+    )
     if best is None:
       lines.append(f"- {name}: no ratio measured")
       continue
     verdict = "met" if best["ratio"] >= GOAL_RATIO else "missed"
-    lines.append(f"- {name}: best jaxtrain {best['ratio']:.2f}x torch eager "
-                 f"({bench_train.CONTENDERS[best['key']]}, {best['precision']}): goal "
-                 f"{GOAL_RATIO:.0f}x {verdict}")
+    lines.append(
+      f"- {name}: best jaxtrain {best['ratio']:.2f}x torch eager "
+      f"({bench_train.CONTENDERS[best['key']]}, {best['precision']}): goal "
+      f"{GOAL_RATIO:.0f}x {verdict}"
+    )
   if recipes:
     fastest = min(recipes, key=lambda r: r["wall"])
     if fastest["epochs"] < 20:
       verdict = f"not measured ({fastest['epochs']} epochs only)"
     else:
       verdict = "met" if fastest["wall"] < GOAL_RECIPE_S else "missed"
-    lines.append(f"- the notes' recipe, {fastest['epochs']} epochs: {fastest['wall']:.1f} s "
-                 f"({fastest['mode']}): goal under {GOAL_RECIPE_S:.0f} s for 20 epochs {verdict}")
+    lines.append(
+      f"- the notes' recipe, {fastest['epochs']} epochs: {fastest['wall']:.1f} s "
+      f"({fastest['mode']}): goal under {GOAL_RECIPE_S:.0f} s for 20 epochs {verdict}"
+    )
   return lines
 
 
 def markdown(args, devs, grads, rows, recipes, load, seconds: float) -> str:
   command = "PYTHONPATH=. python benchmarks/gpu_check.py" + (" --tiny" if args.tiny else "")
   lines = [
-      f"{HEADER}{' (tiny CPU mode)' if args.tiny else ''} ({datetime.date.today().isoformat()})",
-      "",
-      f"Command: `{command}`; the whole check took {seconds:.0f} s. Load average (1 min) at "
-      f"the start / end: {load[0]} / {load[1]}.",
-      "",
-      "Devices:",
-      *[f"- {d}" for d in devs],
-      "",
-      f"Gradients ({grads['platform']}, highest matmul precision): the CIFAR CNN's loss "
-      "gradient as jaxtrain computes it against a hand-written `lax.conv_general_dilated` + "
-      "`lax.reduce_window` program: largest difference relative to each gradient's scale "
-      f"{grads['grad_rel']:.1e}; loss difference {grads['loss_diff']:.1e}.",
-      "",
-      f"Training throughput ({args.steps} SGD steps per window, median of {args.repeat} "
-      "windows after the first step; every contender in this one process, jax's GPU "
-      "preallocation off; bf16: torch's forward and loss under `torch.autocast`, jaxtrain's "
-      "`precision='bf16'`):",
-      "",
-      "| precision | model (batch) | contender | steps/s | images/s | first step (s) | "
-      "vs torch eager |",
-      "|---|---|---|---:|---:|---:|---:|",
-      *[_throughput_row(r) for r in rows],
-      "",
-      "The notes' recipe (`loop.fit` of the default config: CNN, SGD momentum 0.9, StepLR, "
-      f"batch 64) on CIFAR-10-shaped synthetic data ({args.recipe_train} training, "
-      f"{args.recipe_test} test images), compilation included:",
-      "",
-      "| mode | epochs | wall (s) | images/s | first epoch (s) | last epoch (s) | test acc |",
-      "|---|---:|---:|---:|---:|---:|---:|",
-      *[f"| {r['mode']} | {r['epochs']} | {r['wall']:.1f} | {r['images'] / r['wall']:.0f} | "
-        f"{r['first']:.2f} | {r['last']:.2f} | {r['test_acc']:.4f} |" for r in recipes],
-      "",
-      "Goals:",
-      *_goals(rows, recipes),
+    f"{HEADER}{' (tiny CPU mode)' if args.tiny else ''} ({datetime.date.today().isoformat()})",
+    "",
+    f"Command: `{command}`; the whole check took {seconds:.0f} s. Load average (1 min) at "
+    f"the start / end: {load[0]} / {load[1]}.",
+    "",
+    "Devices:",
+    *[f"- {d}" for d in devs],
+    "",
+    f"Gradients ({grads['platform']}, highest matmul precision): the CIFAR CNN's loss "
+    "gradient as jaxtrain computes it against a hand-written `lax.conv_general_dilated` + "
+    "`lax.reduce_window` program: largest difference relative to each gradient's scale "
+    f"{grads['grad_rel']:.1e}; loss difference {grads['loss_diff']:.1e}.",
+    "",
+    f"Training throughput ({args.steps} SGD steps per window, median of {args.repeat} "
+    "windows after the first step; every contender in this one process, jax's GPU "
+    "preallocation off; bf16: torch's forward and loss under `torch.autocast`, jaxtrain's "
+    "`precision='bf16'`):",
+    "",
+    "| precision | model (batch) | contender | steps/s | images/s | first step (s) | "
+    "vs torch eager |",
+    "|---|---|---|---:|---:|---:|---:|",
+    *[_throughput_row(r) for r in rows],
+    "",
+    "The notes' recipe (`loop.fit` of the default config: CNN, SGD momentum 0.9, StepLR, "
+    f"batch 64) on CIFAR-10-shaped synthetic data ({args.recipe_train} training, "
+    f"{args.recipe_test} test images), compilation included:",
+    "",
+    "| mode | epochs | wall (s) | images/s | first epoch (s) | last epoch (s) | test acc |",
+    "|---|---:|---:|---:|---:|---:|---:|",
+    *[
+      f"| {r['mode']} | {r['epochs']} | {r['wall']:.1f} | {r['images'] / r['wall']:.0f} | "
+      f"{r['first']:.2f} | {r['last']:.2f} | {r['test_acc']:.4f} |"
+      for r in recipes
+    ],
+    "",
+    "Goals:",
+    *_goals(rows, recipes),
   ]
   return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--tiny", action="store_true",
-                      help="toy sizes on any device, no torch.compile (CI's check of the script)")
+  parser.add_argument(
+    "--tiny",
+    action="store_true",
+    help="toy sizes on any device, no torch.compile (CI's check of the script)",
+  )
   parser.add_argument("--write", action="store_true", help="record the section in RESULTS.md")
   parser.add_argument("--save", metavar="FILE", help="also write the section to FILE")
-  parser.add_argument("--record", metavar="FILE",
-                      help="only put a section saved with --save into RESULTS.md, and exit")
+  parser.add_argument(
+    "--record",
+    metavar="FILE",
+    help="only put a section saved with --save into RESULTS.md, and exit",
+  )
   parser.add_argument("--results", metavar="FILE", default=RESULTS, help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
   if args.record:
     with open(args.record) as f:
       section = f.read()
     if not section.startswith(HEADER):
-      parser.error(f"{args.record} does not hold a GPU check section (it starts with "
-                   f"{section[:40]!r})")
+      parser.error(
+        f"{args.record} does not hold a GPU check section (it starts with {section[:40]!r})"
+      )
     write_results(section, HEADER, path=args.results, after="## Training throughput")
     return 0
   args.steps, args.repeat = (3, 1) if args.tiny else (100, 5)
   args.recipe_train, args.recipe_test, args.recipe_epochs = (
-      (256, 64, 2) if args.tiny else (50000, 10000, 20))
-  contenders = (["torch", "jax-step", "jax-scan"] if args.tiny else list(bench_train.CONTENDERS))
+    (256, 64, 2) if args.tiny else (50000, 10000, 20)
+  )
+  contenders = ["torch", "jax-step", "jax-scan"] if args.tiny else list(bench_train.CONTENDERS)
   load = start_load()
   t0 = time.perf_counter()
   devs = devices()
   print("\n".join(devs), flush=True)
   grads = gradient_check(8 if args.tiny else 64)
   print(f"gradients: {grads}", flush=True)
-  rows = throughput(list(bench_train.CASES), contenders, ("float32", "bf16"), args.steps,
-                    args.repeat)
+  rows = throughput(
+    list(bench_train.CASES), contenders, ("float32", "bf16"), args.steps, args.repeat
+  )
   recipes = recipe(args.recipe_train, args.recipe_test, args.recipe_epochs)
-  section = markdown(args, devs, grads, rows, recipes, (load, load_average()),
-                     time.perf_counter() - t0)
+  section = markdown(
+    args, devs, grads, rows, recipes, (load, load_average()), time.perf_counter() - t0
+  )
   if args.save:
     with open(args.save, "w") as f:
       f.write(section)

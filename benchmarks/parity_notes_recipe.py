@@ -59,10 +59,16 @@ class Tudui(torch.nn.Module):
   def __init__(self, in_channels=3, fc_in=1024):
     super().__init__()
     self.model1 = torch.nn.Sequential(
-        torch.nn.Conv2d(in_channels, 32, 5, padding=2), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(32, 32, 5, padding=2), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(32, 64, 5, padding=2), torch.nn.MaxPool2d(2),
-        torch.nn.Flatten(), torch.nn.Linear(fc_in, 64), torch.nn.Linear(64, 10))
+      torch.nn.Conv2d(in_channels, 32, 5, padding=2),
+      torch.nn.MaxPool2d(2),
+      torch.nn.Conv2d(32, 32, 5, padding=2),
+      torch.nn.MaxPool2d(2),
+      torch.nn.Conv2d(32, 64, 5, padding=2),
+      torch.nn.MaxPool2d(2),
+      torch.nn.Flatten(),
+      torch.nn.Linear(fc_in, 64),
+      torch.nn.Linear(64, 10),
+    )
 
   def forward(self, x):
     return self.model1(x)
@@ -84,8 +90,13 @@ def run_torch(net: torch.nn.Module, split: data.Split, epochs: int):
   opt = torch.optim.SGD(net.parameters(), lr=LR)
   scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=STEP_SIZE, gamma=GAMMA)
   # The loader's batches as NCHW tensors (torchvision's ToTensor layout), built once.
-  batches = [(torch.from_numpy(data.to_float(x, split.max_value)).permute(0, 3, 1, 2),
-              torch.from_numpy(y).long()) for x, y in loader(split)]
+  batches = [
+    (
+      torch.from_numpy(data.to_float(x, split.max_value)).permute(0, 3, 1, 2),
+      torch.from_numpy(y).long(),
+    )
+    for x, y in loader(split)
+  ]
   step_losses, running, lrs = [], [], []
   for _ in range(epochs):
     lrs.append(opt.param_groups[0]["lr"])
@@ -128,7 +139,8 @@ def compare(name: str, num_train: int, epochs: int) -> dict:
   torch.manual_seed(0)
   net = Tudui(channels, 64 * (side // 8) ** 2)
   model = interop.from_torch_state_dict(
-      models.CNN(in_channels=channels, image_size=side, rngs=nnx.Rngs(0)), net.state_dict())
+    models.CNN(in_channels=channels, image_size=side, rngs=nnx.Rngs(0)), net.state_dict()
+  )
   t0 = time.perf_counter()
   loss_t, running_t, lrs = run_torch(net, split, epochs)
   torch_s = time.perf_counter() - t0
@@ -136,51 +148,69 @@ def compare(name: str, num_train: int, epochs: int) -> dict:
   loss_j, running_j, trained = run_jaxtrain(model, split, epochs)
   jax_s = time.perf_counter() - t0
   final = interop.to_torch_state_dict(trained)
-  param_diff = max(float(np.abs(final[k].numpy() - v.numpy()).max()) for k, v in net.state_dict().items())
+  param_diff = max(
+    float(np.abs(final[k].numpy() - v.numpy()).max()) for k, v in net.state_dict().items()
+  )
   return dict(
-      name=name, n=len(split), shape="x".join(map(str, split.images.shape[1:])),
-      steps=len(loss_t), lrs=lrs, running_t=running_t, running_j=running_j,
-      step_rel=float(np.max(np.abs(loss_j - loss_t) / np.abs(loss_t))),
-      running_rel=np.abs(running_j - running_t) / np.abs(running_t),
-      param_diff=param_diff, torch_s=torch_s, jax_s=jax_s)
+    name=name,
+    n=len(split),
+    shape="x".join(map(str, split.images.shape[1:])),
+    steps=len(loss_t),
+    lrs=lrs,
+    running_t=running_t,
+    running_j=running_j,
+    step_rel=float(np.max(np.abs(loss_j - loss_t) / np.abs(loss_t))),
+    running_rel=np.abs(running_j - running_t) / np.abs(running_t),
+    param_diff=param_diff,
+    torch_s=torch_s,
+    jax_s=jax_s,
+  )
 
 
 def markdown(results: list[dict], command: str, epochs: int) -> str:
   lines = [
-      f"{HEADER} ({datetime.date.today().isoformat()})",
-      "",
-      f"{machine()} Command: `{command}`.",
-      "The notes' recipe (000_dc5555055295abc4.txt): Tudui CNN, cross entropy, SGD lr 0.01, "
-      f"StepLR(5, 0.1) stepped per epoch (the notes step it per batch by mistake), {epochs} "
-      "epochs, batch 64, drop_last, no shuffle; same initial weights (torch's init, converted "
-      "by `jaxtrain.interop`) and same batches in both frameworks, float32. Wall times include "
-      f"jaxtrain's compilation; torch on {torch.get_num_threads()} threads; the CPU may be "
-      "shared with other jobs (times indicative only).",
+    f"{HEADER} ({datetime.date.today().isoformat()})",
+    "",
+    f"{machine()} Command: `{command}`.",
+    "The notes' recipe (000_dc5555055295abc4.txt): Tudui CNN, cross entropy, SGD lr 0.01, "
+    f"StepLR(5, 0.1) stepped per epoch (the notes step it per batch by mistake), {epochs} "
+    "epochs, batch 64, drop_last, no shuffle; same initial weights (torch's init, converted "
+    "by `jaxtrain.interop`) and same batches in both frameworks, float32. Wall times include "
+    f"jaxtrain's compilation; torch on {torch.get_num_threads()} threads; the CPU may be "
+    "shared with other jobs (times indicative only).",
   ]
   for r in results:
     lines += [
-        "",
-        f"### {r['name']}: {r['n']} images {r['shape']}, {r['steps']} steps",
-        "",
-        "| epoch | lr | torch running_loss | jaxtrain running_loss | rel. diff |",
-        "|---:|---:|---:|---:|---:|",
+      "",
+      f"### {r['name']}: {r['n']} images {r['shape']}, {r['steps']} steps",
+      "",
+      "| epoch | lr | torch running_loss | jaxtrain running_loss | rel. diff |",
+      "|---:|---:|---:|---:|---:|",
     ]
-    for e, (lr, a, b, d) in enumerate(zip(r["lrs"], r["running_t"], r["running_j"], r["running_rel"])):
+    for e, (lr, a, b, d) in enumerate(
+      zip(r["lrs"], r["running_t"], r["running_j"], r["running_rel"])
+    ):
       lines.append(f"| {e} | {lr:.0e} | {a:.5f} | {b:.5f} | {d:.1e} |")
     lines += [
-        "",
-        f"Max relative difference: running_loss {r['running_rel'].max():.1e}, per-step loss "
-        f"{r['step_rel']:.1e}; final parameters max abs difference {r['param_diff']:.1e}. "
-        f"Wall time: torch {r['torch_s']:.1f} s, jaxtrain {r['jax_s']:.1f} s.",
+      "",
+      f"Max relative difference: running_loss {r['running_rel'].max():.1e}, per-step loss "
+      f"{r['step_rel']:.1e}; final parameters max abs difference {r['param_diff']:.1e}. "
+      f"Wall time: torch {r['torch_s']:.1f} s, jaxtrain {r['jax_s']:.1f} s.",
     ]
   return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--data", nargs="+", choices=["digits", "cifar-synthetic"],
-                      default=["digits", "cifar-synthetic"])
-  parser.add_argument("--num-train", type=int, default=2048, help="cifar-synthetic images per epoch")
+  parser.add_argument(
+    "--data",
+    nargs="+",
+    choices=["digits", "cifar-synthetic"],
+    default=["digits", "cifar-synthetic"],
+  )
+  parser.add_argument(
+    "--num-train", type=int, default=2048, help="cifar-synthetic images per epoch"
+  )
   parser.add_argument("--epochs", type=int, default=EPOCHS)
   parser.add_argument("--torch-threads", type=int, default=None, help="torch.set_num_threads")
   parser.add_argument("--write", action="store_true", help="record the tables in RESULTS.md")
@@ -191,7 +221,9 @@ def main(argv=None) -> int:
   for name in args.data:
     print(f"running {name} ...", flush=True)
     results.append(compare(name, args.num_train, args.epochs))
-  command = "python benchmarks/parity_notes_recipe.py " + " ".join(sys.argv[1:] if argv is None else argv)
+  command = "python benchmarks/parity_notes_recipe.py " + " ".join(
+    sys.argv[1:] if argv is None else argv
+  )
   section = markdown(results, command.strip(), args.epochs)
   publish(section, HEADER, args.write)
   return 0

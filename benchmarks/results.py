@@ -25,9 +25,11 @@ def machine() -> str:
       cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
   except (OSError, StopIteration):
     pass
-  return (f"Machine: {cpu}, {os.cpu_count()} cores, {platform.system()} ({jax.default_backend()} "
-          f"backend); Python {platform.python_version()}, jax {jax.__version__}, "
-          f"torch {torch.__version__}.")
+  return (
+    f"Machine: {cpu}, {os.cpu_count()} cores, {platform.system()} ({jax.default_backend()} "
+    f"backend); Python {platform.python_version()}, jax {jax.__version__}, "
+    f"torch {torch.__version__}."
+  )
 
 
 def load_average() -> str:
@@ -43,9 +45,11 @@ def start_load() -> str:
   core count."""
   load = load_average()
   if load != "?" and float(load) > (os.cpu_count() or 1) / 2:
-    print(f"warning: load average {load} on {os.cpu_count()} cores: other work will slow both "
-          "frameworks (torch's OpenMP threads the most); take the figures on a quiet machine",
-          file=sys.stderr)
+    print(
+      f"warning: load average {load} on {os.cpu_count()} cores: other work will slow both "
+      "frameworks (torch's OpenMP threads the most); take the figures on a quiet machine",
+      file=sys.stderr,
+    )
   return load
 
 
@@ -55,8 +59,11 @@ def slower_summary(rows: list[dict], name: str, group: str) -> list[str]:
   slower = [r for r in rows if r["ratio"] < 1]
   lines = ["", f"jaxtrain faster in {len(rows) - len(slower)} of {len(rows)} rows."]
   if slower:
-    lines.append("Slower than torch: " + ", ".join(
-        f"{r[name]} ({r[group]}, {r['ratio']:.2f}x)" for r in slower) + ".")
+    lines.append(
+      "Slower than torch: "
+      + ", ".join(f"{r[name]} ({r[group]}, {r['ratio']:.2f}x)" for r in slower)
+      + "."
+    )
   return lines
 
 
@@ -69,9 +76,9 @@ def write_results(section: str, header: str, path: str = RESULTS, after: str | N
   section = section.rstrip("\n") + "\n"
   if start >= 0:
     end = text.find("\n## ", start + 1)
-    text = text[:start] + section + ("\n" + text[end + 1:] if end >= 0 else "")
+    text = text[:start] + section + ("\n" + text[end + 1 :] if end >= 0 else "")
   elif anchor >= 0 and (end := text.find("\n## ", anchor + 1)) >= 0:
-    text = text[:end].rstrip("\n") + "\n\n" + section + "\n" + text[end + 1:]
+    text = text[:end].rstrip("\n") + "\n\n" + section + "\n" + text[end + 1 :]
   else:
     text = text.rstrip("\n") + "\n\n" + section
   with open(path, "w") as f:

@@ -33,8 +33,9 @@ from jax.sharding import Mesh
 
 # Option -> value, for programs on CPU devices.
 CPU_OPTIONS = {
-    "xla_cpu_experimental_ynn_fusion_type":
-        "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE",
+  "xla_cpu_experimental_ynn_fusion_type": (
+    "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"
+  ),
 }
 # The jaxlib (major, minor) releases CPU_OPTIONS' values were measured on.
 MEASURED_ON = ((0, 10),)
@@ -67,17 +68,21 @@ def _accepted(platform: str, name: str, value: str) -> bool:
     jax.jit(lambda x: x + 1, compiler_options={name: value}).lower(arg).compile()
   except Exception as e:  # noqa: BLE001  (JaxRuntimeError INVALID_ARGUMENT, or a newer type)
     warnings.warn(
-        f"jaxtrain: this jaxlib rejects the XLA option {name}={value} "
-        f"({' '.join(str(e).split())[:200]}); compiling without it (set {ENV_SWITCH}=0 to "
-        "silence this)", RuntimeWarning, stacklevel=3)
+      f"jaxtrain: this jaxlib rejects the XLA option {name}={value} "
+      f"({' '.join(str(e).split())[:200]}); compiling without it (set {ENV_SWITCH}=0 to "
+      "silence this)",
+      RuntimeWarning,
+      stacklevel=3,
+    )
     return False
   return True
 
 
 def for_platform(platform: str) -> dict[str, str] | None:
   """The ``compiler_options`` for a program on ``platform``: ``None`` when there are none."""
-  options = {name: value for name, value in wanted(platform).items()
-             if _accepted(platform, name, value)}
+  options = {
+    name: value for name, value in wanted(platform).items() if _accepted(platform, name, value)
+  }
   return options or None
 
 

@@ -41,8 +41,9 @@ PRECISIONS = {"float32": None, "bf16": jnp.bfloat16, "fp16": jnp.float16}
 
 def check_precision(precision: str) -> None:
   if precision not in PRECISIONS:
-    raise ValueError(f"precision={precision!r} is not valid; expected one of "
-                     f"{', '.join(PRECISIONS)}")
+    raise ValueError(
+      f"precision={precision!r} is not valid; expected one of {', '.join(PRECISIONS)}"
+    )
 
 
 def compute_dtype(precision: str):

@@ -72,22 +72,25 @@ def _manager(directory: str, *, keep: int | None, read_only: bool) -> ocp.Checkp
     # process restores alone). orbax cannot create the root directory in this
     # mode (create=False); Checkpointer creates it.
     me = jax.process_index()
-    multiprocess = dict(multiprocessing_options=ocp.options.MultiprocessingOptions(
-        primary_host=me, active_processes={me}, barrier_sync_key_prefix=f"jaxtrain_p{me}"))
+    multiprocess = dict(
+      multiprocessing_options=ocp.options.MultiprocessingOptions(
+        primary_host=me, active_processes={me}, barrier_sync_key_prefix=f"jaxtrain_p{me}"
+      )
+    )
   options = ocp.CheckpointManagerOptions(
-      # read_only: the options that only matter for writing are left at the values
-      # orbax forces for read-only managers (else it warns that it overrides them).
-      max_to_keep=None if read_only else keep,
-      save_interval_steps=0 if read_only else 1,
-      create=not read_only and not multiprocess,
-      read_only=read_only,
-      # A save interrupted by a crash leaves a '<epoch>.orbax-checkpoint-tmp-*'
-      # directory, never listed as a checkpoint; clean such leftovers on start.
-      cleanup_tmp_directories=not read_only,
-      # Explicit rather than relying on orbax's per-filesystem default: write to a
-      # temporary directory, then rename it to '<epoch>' once everything is on disk.
-      temporary_path_class=ocp.path.atomicity.AtomicRenameTemporaryPath,
-      **multiprocess,
+    # read_only: the options that only matter for writing are left at the values
+    # orbax forces for read-only managers (else it warns that it overrides them).
+    max_to_keep=None if read_only else keep,
+    save_interval_steps=0 if read_only else 1,
+    create=not read_only and not multiprocess,
+    read_only=read_only,
+    # A save interrupted by a crash leaves a '<epoch>.orbax-checkpoint-tmp-*'
+    # directory, never listed as a checkpoint; clean such leftovers on start.
+    cleanup_tmp_directories=not read_only,
+    # Explicit rather than relying on orbax's per-filesystem default: write to a
+    # temporary directory, then rename it to '<epoch>' once everything is on disk.
+    temporary_path_class=ocp.path.atomicity.AtomicRenameTemporaryPath,
+    **multiprocess,
   )
   with _quiet_read_only() if read_only else contextlib.nullcontext():
     return ocp.CheckpointManager(directory, options=options, item_names=(_STATE, _META))
@@ -104,8 +107,11 @@ def _abstract(like: TrainState):
     if isinstance(x, jax.Array):
       # A replicated array spanning several processes is restored into this
       # process's first device, then placed (see Checkpointer.restore).
-      sharding = x.sharding if x.is_fully_addressable else jax.sharding.SingleDeviceSharding(
-          jax.local_devices()[0])
+      sharding = (
+        x.sharding
+        if x.is_fully_addressable
+        else jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+      )
       return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
     x = np.asarray(x)
     return jax.ShapeDtypeStruct(x.shape, x.dtype)
@@ -138,8 +144,7 @@ def _no_checkpoint(directory: str, epoch: int | None, epochs: list[int]) -> File
   if epoch is None or not epochs:
     return FileNotFoundError(f"no checkpoint in {directory}")
   return FileNotFoundError(
-      f"no checkpoint for epoch {epoch} in {directory}; saved epochs: "
-      + ", ".join(map(str, epochs))
+    f"no checkpoint for epoch {epoch} in {directory}; saved epochs: " + ", ".join(map(str, epochs))
   )
 
 
@@ -165,8 +170,14 @@ class Checkpointer:
     FileNotFoundError: if ``read_only`` and ``directory`` does not exist.
   """
 
-  def __init__(self, directory: str | os.PathLike, *, keep: int = 3, read_only: bool = False,
-               asynchronous: bool = False):
+  def __init__(
+    self,
+    directory: str | os.PathLike,
+    *,
+    keep: int = 3,
+    read_only: bool = False,
+    asynchronous: bool = False,
+  ):
     if not isinstance(keep, int) or keep < 1:
       raise ValueError(f"keep must be a positive integer, got {keep!r}")
     # orbax wants absolute paths (it resolves them against its own notion of cwd).
@@ -223,8 +234,8 @@ class Checkpointer:
       # CheckpointManager.save returns False, writing nothing, for a step at or
       # before the latest one: make that an error rather than a lost checkpoint.
       raise ValueError(
-          f"cannot save epoch {epoch} in {self.directory}: epoch {latest} is already saved "
-          "(epochs must increase; delete the later checkpoints to rewind a run)"
+        f"cannot save epoch {epoch} in {self.directory}: epoch {latest} is already saved "
+        "(epochs must increase; delete the later checkpoints to rewind a run)"
       )
     # Fail before anything is written, with the key in the message.
     try:
@@ -233,10 +244,10 @@ class Checkpointer:
       raise TypeError(f"meta must be JSON-serialisable: {e}") from e
     with self._writing(epoch):
       saved = self._manager.save(
-          epoch,
-          args=ocp.args.Composite(**{
-              _STATE: ocp.args.StandardSave(_savable(state)),
-              _META: ocp.args.JsonSave(meta)}),
+        epoch,
+        args=ocp.args.Composite(
+          **{_STATE: ocp.args.StandardSave(_savable(state)), _META: ocp.args.JsonSave(meta)}
+        ),
       )
     self._pending = epoch
     if not self.asynchronous:
@@ -306,10 +317,10 @@ class Checkpointer:
     """
     step = self._resolve(epoch)
     restored = self._manager.restore(
-        step,
-        args=ocp.args.Composite(
-            **{_STATE: ocp.args.StandardRestore(_abstract(like)), _META: ocp.args.JsonRestore()}
-        ),
+      step,
+      args=ocp.args.Composite(
+        **{_STATE: ocp.args.StandardRestore(_abstract(like)), _META: ocp.args.JsonRestore()}
+      ),
     )
     return jax.tree.map(_place_like, restored[_STATE], like), dict(restored[_META])
 
@@ -321,7 +332,7 @@ class Checkpointer:
     """
     step = self._resolve(epoch)
     restored = self._manager.restore(
-        step, args=ocp.args.Composite(**{_META: ocp.args.JsonRestore()})
+      step, args=ocp.args.Composite(**{_META: ocp.args.JsonRestore()})
     )
     return dict(restored[_META])
 

@@ -1,4 +1,6 @@
-"""What a run can be made of, by name: models, losses, optimizers and schedules (datasets: ``data.DATASETS``).
+"""What a run can be made of, by name: models, losses, optimizers and schedules.
+
+Datasets are ``jaxtrain.data.DATASETS``.
 
 Each is a plain dict from the name the command line and ``Config`` use to what
 builds it. Adding one is one entry here: ``Config``'s choices, ``--help`` and
@@ -85,10 +87,10 @@ def _softmax_regression(data: Dataset, rngs: nnx.Rngs) -> nnx.Module:
 
 # name -> build(data, rngs): the model sized for the dataset's images and classes.
 MODELS: dict[str, Callable[[Dataset, nnx.Rngs], nnx.Module]] = {
-    "cnn": _cnn,
-    "mlp": _mlp,
-    "rnn": _rnn,
-    "softmax_regression": _softmax_regression,
+  "cnn": _cnn,
+  "mlp": _mlp,
+  "rnn": _rnn,
+  "softmax_regression": _softmax_regression,
 }
 
 
@@ -103,9 +105,9 @@ def _nll_of_logits(logits, labels, *, reduction="mean"):
 
 # name -> loss(logits, class indices, *, reduction): the losses that take class indices.
 LOSSES: dict[str, Callable] = {
-    "cross_entropy": L.cross_entropy,
-    "nll_loss": _nll_of_logits,
-    "multi_margin_loss": L.multi_margin_loss,
+  "cross_entropy": L.cross_entropy,
+  "nll_loss": _nll_of_logits,
+  "multi_margin_loss": L.multi_margin_loss,
 }
 
 
@@ -117,11 +119,11 @@ LOSSES: dict[str, Callable] = {
 SGD_RECIPE = {"lr": 0.05, "momentum": 0.9}
 
 OPTIMIZERS: dict[str, Choice] = {
-    "sgd": Choice(optim.sgd, ("lr", "momentum", "weight_decay", "nesterov"), SGD_RECIPE),
-    "adam": Choice(optim.adam, ("lr", "betas", "weight_decay")),
-    "adamw": Choice(optim.adamw, ("lr", "betas", "weight_decay")),
-    "rmsprop": Choice(optim.rmsprop, ("lr", "momentum", "weight_decay")),
-    "adagrad": Choice(optim.adagrad, ("lr", "weight_decay")),
+  "sgd": Choice(optim.sgd, ("lr", "momentum", "weight_decay", "nesterov"), SGD_RECIPE),
+  "adam": Choice(optim.adam, ("lr", "betas", "weight_decay")),
+  "adamw": Choice(optim.adamw, ("lr", "betas", "weight_decay")),
+  "rmsprop": Choice(optim.rmsprop, ("lr", "momentum", "weight_decay")),
+  "adagrad": Choice(optim.adagrad, ("lr", "weight_decay")),
 }
 
 
@@ -140,9 +142,9 @@ def _cosine(lr, t_max, *, steps_per_epoch):
 # torch's StepLR, MultiStepLR, ExponentialLR and CosineAnnealingLR require step_size,
 # milestones, gamma and T_max: the recipe's values (StepLR(5, 0.1) over 20 epochs).
 SCHEDULES: dict[str, Choice] = {
-    "none": Choice(_constant),
-    "step": Choice(optim.step_lr, ("step_size", "gamma"), {"step_size": 5}),
-    "multistep": Choice(optim.multistep_lr, ("milestones", "gamma"), {"milestones": (10, 15)}),
-    "exponential": Choice(optim.exponential_lr, ("gamma",), {"gamma": 0.1}),
-    "cosine": Choice(_cosine, ("t_max",), {"t_max": 20}),
+  "none": Choice(_constant),
+  "step": Choice(optim.step_lr, ("step_size", "gamma"), {"step_size": 5}),
+  "multistep": Choice(optim.multistep_lr, ("milestones", "gamma"), {"milestones": (10, 15)}),
+  "exponential": Choice(optim.exponential_lr, ("gamma",), {"gamma": 0.1}),
+  "cosine": Choice(_cosine, ("t_max",), {"t_max": 20}),
 }

@@ -28,13 +28,27 @@ NAN_POLICIES = ("stop", "skip")
 PROGRESS = ("bar", "lines", "quiet", "json")
 
 # Option groups, in --help's order.
-GROUPS = ("model and data", "loss", "optimizer (torch.optim's arguments)",
-          "learning-rate schedule (torch.optim.lr_scheduler)", "loop", "output")
+GROUPS = (
+  "model and data",
+  "loss",
+  "optimizer (torch.optim's arguments)",
+  "learning-rate schedule (torch.optim.lr_scheduler)",
+  "loop",
+  "output",
+)
 _DATA, _LOSS, _OPTIMIZER, _SCHEDULE, _LOOP, _OUTPUT = GROUPS
 
 
-def option(default, help: str, *, group: str, flag: str | None = None,  # noqa: A002
-           choices=None, minimum: float | None = None, on_resume: bool = False):
+def option(
+  default,
+  help: str,
+  *,
+  group: str,
+  flag: str | None = None,  # noqa: A002
+  choices=None,
+  minimum: float | None = None,
+  on_resume: bool = False,
+):
   """A ``Config`` field and its declaration.
 
   Args:
@@ -48,8 +62,12 @@ def option(default, help: str, *, group: str, flag: str | None = None,  # noqa: 
     on_resume: whether ``--resume`` may change it (it changes nothing already
       trained: what is printed, where data is read, how long the run goes on).
   """
-  return dataclasses.field(default=default, metadata=dict(
-      help=help, group=group, flag=flag, choices=choices, minimum=minimum, on_resume=on_resume))
+  return dataclasses.field(
+    default=default,
+    metadata=dict(
+      help=help, group=group, flag=flag, choices=choices, minimum=minimum, on_resume=on_resume
+    ),
+  )
 
 
 @dataclasses.dataclass
@@ -67,65 +85,136 @@ class Config:
   """
 
   model: str = option("cnn", "the network", group=_DATA, choices=choices.MODELS)
-  dataset: str = option("digits", "digits (offline, scikit-learn), mnist, fashion_mnist, cifar10 "
-                        "(tensorflow-datasets, prepared in --data-dir), synthetic", group=_DATA,
-                        choices=DATASETS)
-  data_dir: str | None = option(None, "where tfds datasets are prepared (default: tfds's, "
-                                "$TFDS_DATA_DIR or ~/tensorflow_datasets)", group=_DATA,
-                                on_resume=True)
-  download: bool = option(False, "download and prepare a missing tfds dataset in --data-dir "
-                          "first (needs pip install 'jaxtrain[prepare]' and internet)",
-                          group=_DATA, on_resume=True)
-  data_placement: str = option("auto", "where the dataset lives while training: device (put "
-                               "there once, split over the devices), host (batches "
-                               "prefetched), auto (the device if it fits in half its free "
-                               "memory)", group=_DATA, choices=pipeline.PLACEMENTS, on_resume=True)
-  loss: str = option("cross_entropy", "a jaxtrain.losses function of (logits, class indices)",
-                     group=_LOSS, choices=choices.LOSSES)
-  reduction: str = option("mean", "'sum' scales the gradient by the batch size", group=_LOSS,
-                          choices=("mean", "sum"))
-  optimizer: str = option("sgd", "a jaxtrain.optim optimizer (torch's defaults; sgd's are the "
-                          "recipe's)", group=_OPTIMIZER, choices=choices.OPTIMIZERS)
-  lr: float | None = option(None, "learning rate (the notes' recipe uses 0.01 with "
-                            "--momentum 0)", group=_OPTIMIZER, minimum=0.0)
+  dataset: str = option(
+    "digits",
+    "digits (offline, scikit-learn), mnist, fashion_mnist, cifar10 "
+    "(tensorflow-datasets, prepared in --data-dir), synthetic",
+    group=_DATA,
+    choices=DATASETS,
+  )
+  data_dir: str | None = option(
+    None,
+    "where tfds datasets are prepared (default: tfds's, $TFDS_DATA_DIR or ~/tensorflow_datasets)",
+    group=_DATA,
+    on_resume=True,
+  )
+  download: bool = option(
+    False,
+    "download and prepare a missing tfds dataset in --data-dir "
+    "first (needs pip install 'jaxtrain[prepare]' and internet)",
+    group=_DATA,
+    on_resume=True,
+  )
+  data_placement: str = option(
+    "auto",
+    "where the dataset lives while training: device (put "
+    "there once, split over the devices), host (batches "
+    "prefetched), auto (the device if it fits in half its free "
+    "memory)",
+    group=_DATA,
+    choices=pipeline.PLACEMENTS,
+    on_resume=True,
+  )
+  loss: str = option(
+    "cross_entropy",
+    "a jaxtrain.losses function of (logits, class indices)",
+    group=_LOSS,
+    choices=choices.LOSSES,
+  )
+  reduction: str = option(
+    "mean", "'sum' scales the gradient by the batch size", group=_LOSS, choices=("mean", "sum")
+  )
+  optimizer: str = option(
+    "sgd",
+    "a jaxtrain.optim optimizer (torch's defaults; sgd's are the recipe's)",
+    group=_OPTIMIZER,
+    choices=choices.OPTIMIZERS,
+  )
+  lr: float | None = option(
+    None,
+    "learning rate (the notes' recipe uses 0.01 with --momentum 0)",
+    group=_OPTIMIZER,
+    minimum=0.0,
+  )
   momentum: float | None = option(None, "momentum factor", group=_OPTIMIZER, minimum=0.0)
-  weight_decay: float | None = option(None, "L2 penalty (decoupled for adamw)", group=_OPTIMIZER,
-                                      minimum=0.0)
+  weight_decay: float | None = option(
+    None, "L2 penalty (decoupled for adamw)", group=_OPTIMIZER, minimum=0.0
+  )
   nesterov: bool | None = option(None, "Nesterov momentum", group=_OPTIMIZER)
   betas: tuple[float, float] | None = option(None, "Adam's coefficients", group=_OPTIMIZER)
-  schedule: str = option("step", "StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, or "
-                         "none", group=_SCHEDULE, choices=choices.SCHEDULES)
+  schedule: str = option(
+    "step",
+    "StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, or none",
+    group=_SCHEDULE,
+    choices=choices.SCHEDULES,
+  )
   step_size: int | None = option(None, "epochs between decays", group=_SCHEDULE, minimum=1)
   gamma: float | None = option(None, "decay factor", group=_SCHEDULE, minimum=0.0)
   milestones: tuple[int, ...] | None = option(None, "epochs at which to decay", group=_SCHEDULE)
-  t_max: int | None = option(None, "half the cosine's period, in epochs", group=_SCHEDULE, minimum=1)
-  schedule_per: str = option("epoch", "when scheduler.step() runs; 'batch' reproduces the "
-                             "notes' mistake", group=_SCHEDULE, choices=("epoch", "batch"))
-  epochs: int = option(20, "passes over the training set (on --resume: more extends the run)",
-                       group=_LOOP, minimum=1, on_resume=True)
-  batch_size: int = option(64, "examples per update; the last partial batch is dropped",
-                           group=_LOOP, minimum=1)
-  eval_batch_size: int = option(500, "examples per evaluation batch", group=_LOOP, minimum=1,
-                                on_resume=True)
-  seed: int = option(0, "initialisation and data order (a function of seed and epoch)",
-                     group=_LOOP, minimum=0)
-  scan_epoch: bool = option(False, "run each epoch as one compiled program (data on the "
-                            "device)", group=_LOOP)
-  precision: str = option("float32", "torch.autocast mixed precision: convolutions and "
-                          "matmuls in bf16 or fp16 (fp16 with torch's GradScaler), parameters "
-                          "and losses in float32", group=_LOOP, choices=tuple(amp.PRECISIONS))
-  nan_policy: str = option("stop", "on a NaN/inf loss or gradient: stop (exit 3, the last good "
-                           "epoch stays checkpointed) or skip the update and count it",
-                           group=_LOOP, choices=NAN_POLICIES)
-  out_dir: str | None = option(None, "the run's folder (default: runs/<model>-<dataset>-"
-                               "<date-time>); it must not hold a run already", group=_OUTPUT,
-                               flag="out")
-  overwrite: bool = option(False, "replace the run already in --out (its checkpoints, "
-                           "metrics and curves are deleted)", group=_OUTPUT)
+  t_max: int | None = option(
+    None, "half the cosine's period, in epochs", group=_SCHEDULE, minimum=1
+  )
+  schedule_per: str = option(
+    "epoch",
+    "when scheduler.step() runs; 'batch' reproduces the notes' mistake",
+    group=_SCHEDULE,
+    choices=("epoch", "batch"),
+  )
+  epochs: int = option(
+    20,
+    "passes over the training set (on --resume: more extends the run)",
+    group=_LOOP,
+    minimum=1,
+    on_resume=True,
+  )
+  batch_size: int = option(
+    64, "examples per update; the last partial batch is dropped", group=_LOOP, minimum=1
+  )
+  eval_batch_size: int = option(
+    500, "examples per evaluation batch", group=_LOOP, minimum=1, on_resume=True
+  )
+  seed: int = option(
+    0, "initialisation and data order (a function of seed and epoch)", group=_LOOP, minimum=0
+  )
+  scan_epoch: bool = option(
+    False, "run each epoch as one compiled program (data on the device)", group=_LOOP
+  )
+  precision: str = option(
+    "float32",
+    "torch.autocast mixed precision: convolutions and "
+    "matmuls in bf16 or fp16 (fp16 with torch's GradScaler), parameters "
+    "and losses in float32",
+    group=_LOOP,
+    choices=tuple(amp.PRECISIONS),
+  )
+  nan_policy: str = option(
+    "stop",
+    "on a NaN/inf loss or gradient: stop (exit 3, the last good "
+    "epoch stays checkpointed) or skip the update and count it",
+    group=_LOOP,
+    choices=NAN_POLICIES,
+  )
+  out_dir: str | None = option(
+    None,
+    "the run's folder (default: runs/<model>-<dataset>-"
+    "<date-time>); it must not hold a run already",
+    group=_OUTPUT,
+    flag="out",
+  )
+  overwrite: bool = option(
+    False,
+    "replace the run already in --out (its checkpoints, metrics and curves are deleted)",
+    group=_OUTPUT,
+  )
   keep: int = option(3, "checkpoints kept, the last ones", group=_OUTPUT, minimum=1, on_resume=True)
-  progress: str = option("bar", "bar: a progress bar (lines when not a terminal) and a line per "
-                         "epoch; lines; quiet; json: a JSON object per epoch", group=_OUTPUT,
-                         choices=PROGRESS, on_resume=True)
+  progress: str = option(
+    "bar",
+    "bar: a progress bar (lines when not a terminal) and a line per "
+    "epoch; lines; quiet; json: a JSON object per epoch",
+    group=_OUTPUT,
+    choices=PROGRESS,
+    on_resume=True,
+  )
 
   # ------------------------------------------------------------------ defaults
 
@@ -146,10 +235,12 @@ class Config:
         if value is not None and option_name not in taken:
           owners = [k for k, c in registry.items() if option_name in c.options]
           raise ValueError(
-              f"{_flag(option_name)} applies to --{field} {', '.join(owners)}, not to this run's "
-              f"--{field} {name}: leave it out (it would be ignored)")
-      values.update({k: v for k, v in registry[name].defaults().items()
-                     if getattr(self, k) is None})
+            f"{_flag(option_name)} applies to --{field} {', '.join(owners)}, not to this run's "
+            f"--{field} {name}: leave it out (it would be ignored)"
+          )
+      values.update(
+        {k: v for k, v in registry[name].defaults().items() if getattr(self, k) is None}
+      )
     return dataclasses.replace(self, **values)
 
   def validate(self) -> None:
@@ -180,18 +271,23 @@ class Config:
       if name is None:
         if saved:
           continue
-        raise ValueError(f"{source}: unknown key {key!r}; known keys: "
-                         f"{', '.join(sorted(_key(f) for f in dataclasses.fields(cls)))}")
+        raise ValueError(
+          f"{source}: unknown key {key!r}; known keys: "
+          f"{', '.join(sorted(_key(f) for f in dataclasses.fields(cls)))}"
+        )
       field = next(f for f in dataclasses.fields(cls) if f.name == name)
       _check_value(field, value, f"{source}: ")
       values[name] = tuple(value) if isinstance(value, list) else value
     config = cls(**values)
     if saved:
-      for registry, choice in ((choices.OPTIMIZERS, config.optimizer),
-                               (choices.SCHEDULES, config.schedule)):
+      for registry, choice in (
+        (choices.OPTIMIZERS, config.optimizer),
+        (choices.SCHEDULES, config.schedule),
+      ):
         taken = registry[choice].options if choice in registry else ()
-        config = dataclasses.replace(config, **{
-            k: None for k in owned_options(registry) if k not in taken})
+        config = dataclasses.replace(
+          config, **{k: None for k in owned_options(registry) if k not in taken}
+        )
     return config
 
 
@@ -246,24 +342,26 @@ def _check_value(field: dataclasses.Field, value, prefix: str) -> None:
     item = typing.get_args(kind)[0]
     number = (int,) if item is int else (int, float)
     ok = isinstance(value, (list, tuple)) and all(
-        isinstance(v, number) and not isinstance(v, bool) for v in value)
+      isinstance(v, number) and not isinstance(v, bool) for v in value
+    )
     length = len(typing.get_args(kind)) if Ellipsis not in typing.get_args(kind) else None
     if ok and length is not None and len(value) != length:
       raise ValueError(f"{prefix}{name} must be {length} numbers, got {value!r}")
   else:
     ok = isinstance(value, str)
   if not ok:
-    expected = ("list of " + typing.get_args(kind)[0].__name__ + "s") if origin is tuple \
-        else kind.__name__
+    expected = (
+      ("list of " + typing.get_args(kind)[0].__name__ + "s") if origin is tuple else kind.__name__
+    )
     raise TypeError(f"{prefix}{name} must be a {expected}, got {value!r}")
   allowed = field.metadata.get("choices")
   if allowed is not None and value not in allowed:
-    raise ValueError(f"{prefix}{name}={value!r} is not valid; expected one of "
-                     f"{', '.join(allowed)}")
+    raise ValueError(f"{prefix}{name}={value!r} is not valid; expected one of {', '.join(allowed)}")
   minimum = field.metadata.get("minimum")
   if minimum is not None:
     numbers = value if isinstance(value, tuple) else (value,)
     if not all(v >= minimum for v in numbers):  # also false for NaN
       bound = {(int, 1): "a positive integer", (int, 0): "a non-negative integer"}.get(
-          (kind, minimum), "non-negative" if minimum == 0 else f"at least {minimum}")
+        (kind, minimum), "non-negative" if minimum == 0 else f"at least {minimum}"
+      )
       raise ValueError(f"{prefix}{name} must be {bound}, got {value!r}")

@@ -35,22 +35,37 @@ class _UsageError(Exception):
 
 def _parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(
-      prog=_PROG,
-      description="Evaluate a jaxtrain checkpoint on its run's test split.",
-      formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    prog=_PROG,
+    description="Evaluate a jaxtrain checkpoint on its run's test split.",
+    formatter_class=argparse.ArgumentDefaultsHelpFormatter,
   )
   # Required: no default to show (SUPPRESS keeps '(default: None)' out of --help).
-  p.add_argument("--checkpoint", required=True, metavar="DIR", default=argparse.SUPPRESS,
-                 help="a run's folder (--out of jaxtrain.train) or its checkpoints folder; required")
-  p.add_argument("--epoch", type=int, default=None, metavar="N",
-                 help="the saved epoch to evaluate; None means the latest")
-  p.add_argument("--data-dir", default=None, metavar="D",
-                 help="where the dataset lives; None means the run's config.data_dir")
+  p.add_argument(
+    "--checkpoint",
+    required=True,
+    metavar="DIR",
+    default=argparse.SUPPRESS,
+    help="a run's folder (--out of jaxtrain.train) or its checkpoints folder; required",
+  )
+  p.add_argument(
+    "--epoch",
+    type=int,
+    default=None,
+    metavar="N",
+    help="the saved epoch to evaluate; None means the latest",
+  )
+  p.add_argument(
+    "--data-dir",
+    default=None,
+    metavar="D",
+    help="where the dataset lives; None means the run's config.data_dir",
+  )
   return p
 
 
-def evaluate_checkpoint(directory: str, epoch: int | None = None,
-                        data_dir: str | None = None) -> tuple[int, float, float, int]:
+def evaluate_checkpoint(
+  directory: str, epoch: int | None = None, data_dir: str | None = None
+) -> tuple[int, float, float, int]:
   """``(epoch, test_loss, test_acc, num_examples)`` of a checkpoint.
 
   Raises:
@@ -67,8 +82,10 @@ def evaluate_checkpoint(directory: str, epoch: int | None = None,
     epoch = epochs[-1] if (epoch is None and epochs) else epoch
     meta = ckpt.read_meta(epoch)  # FileNotFoundError for a missing epoch/checkpoint
     if not isinstance(meta.get("config"), dict):
-      raise _UsageError(f"the checkpoint of epoch {epoch} in {ckpt.directory} has no config "
-                        "in its meta (meta['config'])")
+      raise _UsageError(
+        f"the checkpoint of epoch {epoch} in {ckpt.directory} has no config "
+        "in its meta (meta['config'])"
+      )
     try:
       config = Config.from_mapping(meta["config"], source="the checkpoint's config", saved=True)
       if data_dir is not None:
@@ -104,8 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # One line, no traceback: the message names the directory or the epoch.
     print(f"{_PROG}: error: {e}", file=sys.stderr)
     return 2
-  print(f"checkpoint {args.checkpoint} epoch {epoch}: test loss {loss:.4f}, "
-        f"test acc {acc:.4f} ({n} examples)")
+  print(
+    f"checkpoint {args.checkpoint} epoch {epoch}: test loss {loss:.4f}, "
+    f"test acc {acc:.4f} ({n} examples)"
+  )
   return 0
 
 

@@ -63,8 +63,9 @@ def _import_torch():
     import torch  # pylint: disable=g-import-not-at-top
   except ImportError as e:  # pragma: no cover - torch is installed in the test env
     raise ImportError(
-        "jaxtrain.interop needs PyTorch to read or write torch tensors and checkpoints: "
-        "pip install torch") from e
+      "jaxtrain.interop needs PyTorch to read or write torch tensors and checkpoints: "
+      "pip install torch"
+    ) from e
   return torch
 
 
@@ -114,8 +115,8 @@ def _linear(key: str, layer: nnx.Linear) -> list[_Entry]:
   """``nn.Linear``: weight ``(out, in)`` is the transposed kernel ``(in, out)``."""
   k_in, k_out = _shape(layer.kernel)
   return [
-      _Entry(f"{key}.weight", layer.kernel, (k_out, k_in), _transpose, _transpose),
-      _Entry(f"{key}.bias", layer.bias, _shape(layer.bias), _same, _same),
+    _Entry(f"{key}.weight", layer.kernel, (k_out, k_in), _transpose, _transpose),
+    _Entry(f"{key}.bias", layer.bias, _shape(layer.bias), _same, _same),
   ]
 
 
@@ -123,8 +124,8 @@ def _conv(key: str, layer: models.Conv2d) -> list[_Entry]:
   """``nn.Conv2d``: weight OIHW <-> kernel HWIO."""
   kh, kw, c_in, c_out = _shape(layer.kernel)
   return [
-      _Entry(f"{key}.weight", layer.kernel, (c_out, c_in, kh, kw), _oihw_to_hwio, _hwio_to_oihw),
-      _Entry(f"{key}.bias", layer.bias, _shape(layer.bias), _same, _same),
+    _Entry(f"{key}.weight", layer.kernel, (c_out, c_in, kh, kw), _oihw_to_hwio, _hwio_to_oihw),
+    _Entry(f"{key}.bias", layer.bias, _shape(layer.bias), _same, _same),
   ]
 
 
@@ -145,8 +146,8 @@ def _flatten_linear(key: str, layer: nnx.Linear, channels: int, side: int) -> li
     return k.T.reshape(k_out, side, side, channels).transpose(0, 3, 1, 2).reshape(k_out, -1)
 
   return [
-      _Entry(f"{key}.weight", layer.kernel, (k_out, k_in), to_nnx, to_torch),
-      _Entry(f"{key}.bias", layer.bias, _shape(layer.bias), _same, _same),
+    _Entry(f"{key}.weight", layer.kernel, (k_out, k_in), to_nnx, to_torch),
+    _Entry(f"{key}.bias", layer.bias, _shape(layer.bias), _same, _same),
   ]
 
 
@@ -157,19 +158,23 @@ def _cnn_entries(model: models.CNN) -> list[_Entry]:
   # Tudui's Sequential: 0 conv, 1 pool, 2 conv, 3 pool, 4 conv, 5 pool, 6 flatten,
   # 7 linear, 8 linear; only the layers with weights appear in the state_dict.
   channels = _shape(model.conv3.kernel)[3]
-  return (_conv("0", model.conv1) + _conv("2", model.conv2) + _conv("4", model.conv3)
-          + _flatten_linear("7", model.fc1, channels, model.image_size // 8)
-          + _linear("8", model.fc2))
+  return (
+    _conv("0", model.conv1)
+    + _conv("2", model.conv2)
+    + _conv("4", model.conv3)
+    + _flatten_linear("7", model.fc1, channels, model.image_size // 8)
+    + _linear("8", model.fc2)
+  )
 
 
 def _rnn_entries(model: models.RNNClassifier) -> list[_Entry]:
   # nn.RNN computes x W_ih^T + h W_hh^T: its weights are ours transposed.
   w_ih, w_hh = model.weight_ih, model.weight_hh
   return [
-      _Entry("rnn.weight_ih_l0", w_ih, _shape(w_ih)[::-1], _transpose, _transpose),
-      _Entry("rnn.weight_hh_l0", w_hh, _shape(w_hh)[::-1], _transpose, _transpose),
-      _Entry("rnn.bias_ih_l0", model.bias_ih, _shape(model.bias_ih), _same, _same),
-      _Entry("rnn.bias_hh_l0", model.bias_hh, _shape(model.bias_hh), _same, _same),
+    _Entry("rnn.weight_ih_l0", w_ih, _shape(w_ih)[::-1], _transpose, _transpose),
+    _Entry("rnn.weight_hh_l0", w_hh, _shape(w_hh)[::-1], _transpose, _transpose),
+    _Entry("rnn.bias_ih_l0", model.bias_ih, _shape(model.bias_ih), _same, _same),
+    _Entry("rnn.bias_hh_l0", model.bias_hh, _shape(model.bias_hh), _same, _same),
   ] + _linear("fc", model.fc)
 
 
@@ -188,8 +193,9 @@ def _layout(model: nnx.Module) -> tuple[list[_Entry], str]:
     # by torch and (H, W, C) here: the same order for the notes' one-channel images.
     return _linear("1", model.linear), ""
   raise TypeError(
-      f"no torch layout known for {type(model).__name__}; supported: CNN, MLP, "
-      "RNNClassifier, RegressionNet, SoftmaxRegression")
+    f"no torch layout known for {type(model).__name__}; supported: CNN, MLP, "
+    "RNNClassifier, RegressionNet, SoftmaxRegression"
+  )
 
 
 def _to_numpy(key: str, value: Any) -> np.ndarray:
@@ -213,7 +219,9 @@ def _strip_prefix(keys: set[str], entries: list[_Entry], default_prefix: str) ->
     for inner in dict.fromkeys((default_prefix, "")):
       candidates.append(outer + inner)
   # The prefix that explains the most keys (ties: the model's default naming first).
-  return max(candidates, key=lambda p: sum(k[len(p):] in expected for k in keys if k.startswith(p)))
+  return max(
+    candidates, key=lambda p: sum(k[len(p) :] in expected for k in keys if k.startswith(p))
+  )
 
 
 # --- public API ------------------------------------------------------------------------
@@ -240,22 +248,26 @@ def from_torch_state_dict(model: nnx.Module, state_dict: Mapping[str, Any]) -> n
   entries, default_prefix = _layout(model)
   keys = set(state_dict)
   prefix = _strip_prefix(keys, entries, default_prefix)
-  given = {k[len(prefix):]: k for k in keys if k.startswith(prefix)}
+  given = {k[len(prefix) :]: k for k in keys if k.startswith(prefix)}
   expected = {e.key for e in entries}
   missing = [prefix + e.key for e in entries if e.key not in given]
-  unexpected = sorted(k for k in keys if not k.startswith(prefix) or k[len(prefix):] not in expected)
+  unexpected = sorted(
+    k for k in keys if not k.startswith(prefix) or k[len(prefix) :] not in expected
+  )
   if missing or unexpected:
     raise ValueError(
-        f"state_dict does not match {type(model).__name__}: missing keys {missing}, "
-        f"unexpected keys {unexpected}")
+      f"state_dict does not match {type(model).__name__}: missing keys {missing}, "
+      f"unexpected keys {unexpected}"
+    )
   new = []
   for e in entries:
     key = given[e.key]
     value = _to_numpy(key, state_dict[key])
     if tuple(value.shape) != e.torch_shape:
       raise ValueError(
-          f"{key}: shape {tuple(value.shape)} in the state_dict, but {type(model).__name__} "
-          f"expects {e.torch_shape} (torch layout)")
+        f"{key}: shape {tuple(value.shape)} in the state_dict, but {type(model).__name__} "
+        f"expects {e.torch_shape} (torch layout)"
+      )
     new.append(np.ascontiguousarray(e.to_nnx(value)))
   for e, value in zip(entries, new):  # all converted: now write
     e.variable[...] = value.astype(e.variable[...].dtype)
@@ -308,12 +320,18 @@ def load_torch_checkpoint(model: nnx.Module, path: str | os.PathLike) -> nnx.Mod
         obj = obj[key]
         break
   if not isinstance(obj, Mapping):
-    raise ValueError(f"{os.fspath(path)}: expected a state_dict (a dict of tensors), got {type(obj).__name__}")
+    raise ValueError(
+      f"{os.fspath(path)}: expected a state_dict (a dict of tensors), got {type(obj).__name__}"
+    )
   return from_torch_state_dict(model, obj)
 
 
-def save_torch_checkpoint(model: nnx.Module, path: str | os.PathLike, *, prefix: str | None = None) -> None:
-  """Saves ``model``'s torch ``state_dict`` with ``torch.save``, for ``load_state_dict(torch.load(path))``.
+def save_torch_checkpoint(
+  model: nnx.Module, path: str | os.PathLike, *, prefix: str | None = None
+) -> None:
+  """Saves ``model``'s torch ``state_dict`` with ``torch.save``.
+
+  The file loads with ``net.load_state_dict(torch.load(path))``.
 
   Args:
     model: a supported :mod:`jaxtrain.models` model.

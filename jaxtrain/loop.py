@@ -30,6 +30,7 @@ from jaxtrain.checkpoint import Checkpointer
 from jaxtrain.config import Config  # noqa: F401  (jaxtrain.loop.Config, as before)
 from jaxtrain.data import Dataset
 from jaxtrain.pipeline import evaluate  # noqa: F401  (jaxtrain.loop.evaluate, as before)
+
 # EpochResult and format_epoch are declared in reporting; jaxtrain.loop.EpochResult and
 # jaxtrain.loop.format_epoch stay importable as before.
 from jaxtrain.reporting import EpochResult, OutputError, Reporter, format_epoch
@@ -37,8 +38,15 @@ from jaxtrain.run import build_run
 from jaxtrain.train_step import TrainState
 
 # What a run folder holds; --overwrite deletes these, and only these.
-RUN_FILES = ("config.json", "metrics.jsonl", "metrics.csv", "curves.png", "tensorboard",
-             "checkpoints", "params.npz")
+RUN_FILES = (
+  "config.json",
+  "metrics.jsonl",
+  "metrics.csv",
+  "curves.png",
+  "tensorboard",
+  "checkpoints",
+  "params.npz",
+)
 
 
 class NonFiniteError(FloatingPointError):
@@ -51,15 +59,22 @@ class NonFiniteError(FloatingPointError):
     last_checkpoint: the last saved (good) epoch, or ``None``.
   """
 
-  def __init__(self, message: str, *, epoch: int, step: int, batch: int,
-               last_checkpoint: int | None):
+  def __init__(
+    self, message: str, *, epoch: int, step: int, batch: int, last_checkpoint: int | None
+  ):
     super().__init__(message)
     self.epoch, self.step, self.batch = epoch, step, batch
     self.last_checkpoint = last_checkpoint
 
 
-def fit(config: Config, *, log: Callable[[str], None] | None = None, data: Dataset | None = None,
-        resume: bool = False, mesh: Mesh | None = None) -> tuple[TrainState, list[EpochResult]]:
+def fit(
+  config: Config,
+  *,
+  log: Callable[[str], None] | None = None,
+  data: Dataset | None = None,
+  resume: bool = False,
+  mesh: Mesh | None = None,
+) -> tuple[TrainState, list[EpochResult]]:
   """Trains as ``config`` says; returns the final state and each epoch's results.
 
   With ``config.out_dir`` it writes there the resolved config, per-epoch metrics
@@ -109,21 +124,28 @@ def fit(config: Config, *, log: Callable[[str], None] | None = None, data: Datas
       _claim_run_folder(config.out_dir, overwrite=config.overwrite)
     # Asynchronous: a save returns once the state is copied to the host, and orbax
     # writes (and atomically commits) it while the next epoch trains.
-    checkpoints = Checkpointer(os.path.join(config.out_dir, "checkpoints"), keep=config.keep,
-                               asynchronous=True)
+    checkpoints = Checkpointer(
+      os.path.join(config.out_dir, "checkpoints"), keep=config.keep, asynchronous=True
+    )
   state, results = run.initial_state(mesh), []
   if resume:
     state, results = _resume(config, state, checkpoints)
     if config.epochs < len(results):
-      raise ValueError(f"epochs={config.epochs}: the run in {config.out_dir} has trained "
-                       f"{len(results)} epochs already; epochs can only extend it")
+      raise ValueError(
+        f"epochs={config.epochs}: the run in {config.out_dir} has trained "
+        f"{len(results)} epochs already; epochs can only extend it"
+      )
   feed = run.pipeline(mesh)
   steps = run.steps_per_epoch
 
   # Other processes print nothing and write nothing.
-  reporter = Reporter(out_dir=config.out_dir if main else None,
-                      mode="quiet" if log or not main else config.progress,
-                      epochs=config.epochs, config=config.to_dict(), history=results)
+  reporter = Reporter(
+    out_dir=config.out_dir if main else None,
+    mode="quiet" if log or not main else config.progress,
+    epochs=config.epochs,
+    config=config.to_dict(),
+    history=results,
+  )
   try:
     for epoch in range(len(results), config.epochs):
       start = time.perf_counter()
@@ -139,18 +161,28 @@ def fit(config: Config, *, log: Callable[[str], None] | None = None, data: Datas
       count = int(t["count"])
       test_loss, test_acc = feed.evaluate(state)
       result = EpochResult(
-          epoch=epoch + 1, lr=lr_now,
-          # nan_policy='skip': the means are over the applied updates' examples.
-          train_loss=float(t["loss_sum"] / count), train_acc=float(t["correct"] / count),
-          test_loss=test_loss, test_acc=test_acc, running_loss=float(t["loss"]),
-          seconds=time.perf_counter() - start,
-          skipped=bad + int(t.get("scaler_skipped", 0)),
+        epoch=epoch + 1,
+        lr=lr_now,
+        # nan_policy='skip': the means are over the applied updates' examples.
+        train_loss=float(t["loss_sum"] / count),
+        train_acc=float(t["correct"] / count),
+        test_loss=test_loss,
+        test_acc=test_acc,
+        running_loss=float(t["loss"]),
+        seconds=time.perf_counter() - start,
+        skipped=bad + int(t.get("scaler_skipped", 0)),
       )
       results.append(result)
       if checkpoints:  # first: whatever happens next, this epoch is being kept
-        checkpoints.save(epoch + 1, state, meta={
-            "config": config.to_dict(), "epoch": epoch + 1,
-            "history": [dataclasses.asdict(r) for r in results]})
+        checkpoints.save(
+          epoch + 1,
+          state,
+          meta={
+            "config": config.to_dict(),
+            "epoch": epoch + 1,
+            "history": [dataclasses.asdict(r) for r in results],
+          },
+        )
       line = format_epoch(result, config.epochs)
       reporter.end_epoch(result, line=line)
       if log and main:
@@ -177,11 +209,14 @@ def _claim_run_folder(out_dir: str, *, overwrite: bool) -> None:
     ours = [name for name in os.listdir(out_dir) if name in RUN_FILES]
     if ours and not overwrite:
       raise ValueError(
-          f"out_dir={out_dir!r} already holds a run ({', '.join(sorted(ours))}): continue it "
-          f"with --resume {out_dir}, or pass --overwrite to replace it; nothing was changed")
+        f"out_dir={out_dir!r} already holds a run ({', '.join(sorted(ours))}): continue it "
+        f"with --resume {out_dir}, or pass --overwrite to replace it; nothing was changed"
+      )
     if not ours:
-      raise ValueError(f"out_dir={out_dir!r} is not empty and holds no run: choose a new or an "
-                       "empty folder; nothing was changed")
+      raise ValueError(
+        f"out_dir={out_dir!r} is not empty and holds no run: choose a new or an "
+        "empty folder; nothing was changed"
+      )
     for name in ours:  # overwrite: the old run's files, and only those
       path = os.path.join(out_dir, name)
       shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
@@ -195,8 +230,9 @@ def _claim_run_folder(out_dir: str, *, overwrite: bool) -> None:
     raise OutputError(out_dir, e) from e
 
 
-def _resume(config: Config, state: TrainState,
-            checkpoints: Checkpointer | None) -> tuple[TrainState, list[EpochResult]]:
+def _resume(
+  config: Config, state: TrainState, checkpoints: Checkpointer | None
+) -> tuple[TrainState, list[EpochResult]]:
   """The state and results of the run in ``config.out_dir``'s last checkpoint.
 
   ``checkpoints`` is process 0's (writing) Checkpointer; other processes read the
@@ -217,9 +253,10 @@ def _resume(config: Config, state: TrainState,
       seen = multihost_utils.process_allgather(np.int32(-1 if latest is None else latest))
       if len(set(seen.tolist())) > 1:
         raise ValueError(
-            f"resume: the processes see different latest checkpoints in {directory} (epochs "
-            f"{', '.join(map(str, seen.tolist()))} by process; -1: none): every process must "
-            "see the run folder on a shared filesystem")
+          f"resume: the processes see different latest checkpoints in {directory} (epochs "
+          f"{', '.join(map(str, seen.tolist()))} by process; -1: none): every process must "
+          "see the run folder on a shared filesystem"
+        )
     if latest is None:
       return state, []
     state, meta = reader.restore(state)
@@ -229,8 +266,9 @@ def _resume(config: Config, state: TrainState,
   return state, [EpochResult(**r) for r in meta["history"]]
 
 
-def _raise_nonfinite(config: Config, epoch: int, steps: int, first: int, bad: int,
-                     checkpoints: Checkpointer | None):
+def _raise_nonfinite(
+  config: Config, epoch: int, steps: int, first: int, bad: int, checkpoints: Checkpointer | None
+):
   """Raises NonFiniteError for batch ``first`` (0-based) of ``epoch`` (0-based)."""
   if checkpoints:
     checkpoints.wait()  # the previous epoch's asynchronous save: on disk before it is named
@@ -239,8 +277,10 @@ def _raise_nonfinite(config: Config, epoch: int, steps: int, first: int, bad: in
   if config.nan_policy == "skip":
     what = f"every one of the {steps} updates of epoch {epoch + 1} was skipped (nan_policy='skip')"
   else:
-    what = (f"non-finite loss or gradient at epoch {epoch + 1}, step {step} (batch {first + 1} "
-            f"of {steps}; {bad} bad step{'s' if bad > 1 else ''} in the epoch)")
+    what = (
+      f"non-finite loss or gradient at epoch {epoch + 1}, step {step} (batch {first + 1} "
+      f"of {steps}; {bad} bad step{'s' if bad > 1 else ''} in the epoch)"
+    )
   if not checkpoints and config.out_dir and not parallel.is_main_process():
     kept = f"process 0 keeps the checkpoints in {config.out_dir}"
   elif not checkpoints:
@@ -248,12 +288,18 @@ def _raise_nonfinite(config: Config, epoch: int, steps: int, first: int, bad: in
   elif last is None:
     kept = "no epoch finished, so there is no checkpoint"
   else:
-    kept = (f"epoch {epoch + 1} was not checkpointed; the last good checkpoint is epoch {last} "
-            f"in {checkpoints.directory}")
+    kept = (
+      f"epoch {epoch + 1} was not checkpointed; the last good checkpoint is epoch {last} "
+      f"in {checkpoints.directory}"
+    )
   raise NonFiniteError(
-      f"{what}; stopped: {kept}. Lower the learning rate (lr={config.lr}) or use "
-      "nan_policy='skip' (--nan-policy skip) in a new run",
-      epoch=epoch + 1, step=step, batch=first + 1, last_checkpoint=last)
+    f"{what}; stopped: {kept}. Lower the learning rate (lr={config.lr}) or use "
+    "nan_policy='skip' (--nan-policy skip) in a new run",
+    epoch=epoch + 1,
+    step=step,
+    batch=first + 1,
+    last_checkpoint=last,
+  )
 
 
 def save_params(state: TrainState, path: str) -> None:
@@ -262,8 +308,7 @@ def save_params(state: TrainState, path: str) -> None:
   Raises:
     OutputError: the file cannot be written (the checkpoints hold the same parameters).
   """
-  flat = traverse_util.flatten_dict(nnx.to_pure_dict(parallel.process_local(state.params)),
-                                    sep="/")
+  flat = traverse_util.flatten_dict(nnx.to_pure_dict(parallel.process_local(state.params)), sep="/")
   tmp = path + ".tmp.npz"
   try:
     np.savez(tmp, **{key: np.asarray(value) for key, value in flat.items()})

@@ -42,15 +42,15 @@ for the target, as jaxtrain's train step does.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
 import contextlib
 import contextvars
 import functools
+from collections.abc import Callable, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 import numpy as np
+from jax import lax
 
 Padding = int | str | Sequence[int] | Sequence[tuple[int, int]]
 
@@ -60,8 +60,9 @@ FORMS = ("cpu", "plain")
 
 # The form the ops take while a function is traced under ``use_forms`` (or
 # ``by_platform``); None: each op dispatches on the lowering platform itself.
-_forms: contextvars.ContextVar[str | None] = contextvars.ContextVar("jaxtrain_ops_forms",
-                                                                    default=None)
+_forms: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+  "jaxtrain_ops_forms", default=None
+)
 
 
 @contextlib.contextmanager
@@ -98,6 +99,7 @@ def by_platform(fn: Callable) -> Callable:
     def traced(*args):
       with use_forms(forms):
         return fn(*args)
+
     return traced
 
   @functools.wraps(fn)
@@ -195,7 +197,7 @@ def _conv_im2col(x, w, pads):
   xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
   ho, wo = xp.shape[1] - kh + 1, xp.shape[2] - kw + 1
   # (N, Ho, Wo, kh*kw, C_in), patch entries in HWI order, as w.reshape(-1, C_out).
-  cols = jnp.stack([xp[:, i:i + ho, j:j + wo, :] for i in range(kh) for j in range(kw)], axis=3)
+  cols = jnp.stack([xp[:, i : i + ho, j : j + wo, :] for i in range(kh) for j in range(kw)], axis=3)
   return cols.reshape(x.shape[0], ho, wo, kh * kw * c_in) @ w.reshape(kh * kw * c_in, c_out)
 
 
@@ -219,7 +221,7 @@ def _conv_rows(x, w, pads):
   kh, kw, c_in, c_out = w.shape
   xp = jnp.pad(x, ((0, 0), (0, 0), pads[1], (0, 0)))
   wo = xp.shape[2] - kw + 1
-  parts = [xp[:, :, j:j + wo, :] for j in range(kw)]
+  parts = [xp[:, :, j : j + wo, :] for j in range(kw)]
   folded = kw * c_in
   w_rows = w.reshape(kh, 1, folded, c_out)
   if _even(folded) != folded:
@@ -233,7 +235,9 @@ def _even(c: int) -> int:
   return c + 1 if c > 1 and c % 2 else c
 
 
-def conv2d(x: jax.Array, w: jax.Array, b: jax.Array | None = None, *, padding: Padding = 0) -> jax.Array:
+def conv2d(
+  x: jax.Array, w: jax.Array, b: jax.Array | None = None, *, padding: Padding = 0
+) -> jax.Array:
   """Stride-1 2-D convolution (cross-correlation, as torch's), channels-last.
 
   On GPU and TPU this is ``lax.conv_general_dilated(x, w, (1, 1), padding,
@@ -257,16 +261,25 @@ def conv2d(x: jax.Array, w: jax.Array, b: jax.Array | None = None, *, padding: P
     Stride and dilation are 1 and groups 1: all the notes' CNN uses.
   """
   if x.ndim != 4 or w.ndim != 4:
-    raise ValueError(f"conv2d expects x (N, H, W, C) and w (kh, kw, C_in, C_out), got {x.shape} and {w.shape}")
+    raise ValueError(
+      f"conv2d expects x (N, H, W, C) and w (kh, kw, C_in, C_out), got {x.shape} and {w.shape}"
+    )
   if x.shape[-1] != w.shape[2]:
-    raise ValueError(f"conv2d: x has {x.shape[-1]} channels but w expects {w.shape[2]} ({x.shape} vs {w.shape})")
+    raise ValueError(
+      f"conv2d: x has {x.shape[-1]} channels but w expects {w.shape[2]} ({x.shape} vs {w.shape})"
+    )
   pads = _pads(padding, w.shape[:2])
   x, w = jnp.asarray(x), jnp.asarray(w)
   dtype = jnp.result_type(x, w)
   x, w = x.astype(dtype), w.astype(dtype)
   b = None if b is None else jnp.asarray(b).astype(dtype)
-  return _dispatch(functools.partial(_with_bias, functools.partial(_conv2d_cpu, pads=pads), cpu=True),
-                   functools.partial(_with_bias, functools.partial(_conv, pads=pads)), x, w, b)
+  return _dispatch(
+    functools.partial(_with_bias, functools.partial(_conv2d_cpu, pads=pads), cpu=True),
+    functools.partial(_with_bias, functools.partial(_conv, pads=pads)),
+    x,
+    w,
+    b,
+  )
 
 
 def linear(x: jax.Array, w: jax.Array, b: jax.Array | None = None) -> jax.Array:
@@ -288,8 +301,13 @@ def linear(x: jax.Array, w: jax.Array, b: jax.Array | None = None) -> jax.Array:
   b = None if b is None else jnp.asarray(b).astype(dtype)
   if not _is_low(dtype):
     return _with_bias(jnp.matmul, x, w, b)  # one program for every platform
-  return _dispatch(functools.partial(_with_bias, jnp.matmul, cpu=True),
-                   functools.partial(_with_bias, jnp.matmul), x, w, b)
+  return _dispatch(
+    functools.partial(_with_bias, jnp.matmul, cpu=True),
+    functools.partial(_with_bias, jnp.matmul),
+    x,
+    w,
+    b,
+  )
 
 
 def _is_low(dtype) -> bool:
@@ -431,7 +449,8 @@ def _max_pool_plain(x, *, window):
   # A concrete (numpy) identity, so that JAX recognises the max monoid and uses
   # reduce_window_max, which has autodiff rules; 'VALID' windows drop the rows and
   # columns past the last full window, as torch's ceil_mode=False does.
-  init = np.array(-np.inf if jnp.issubdtype(x.dtype, jnp.inexact) else jnp.iinfo(x.dtype).min,
-                  x.dtype)
+  init = np.array(
+    -np.inf if jnp.issubdtype(x.dtype, jnp.inexact) else jnp.iinfo(x.dtype).min, x.dtype
+  )
   dims = (1, window, window, 1)
   return lax.reduce_window(x, init, lax.max, dims, dims, "VALID")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import jax
@@ -87,8 +87,9 @@ def check_batch_size(batch_size: int, mesh: Mesh, *, name: str = "batch_size") -
   below, above = batch_size // n * n, (batch_size // n + 1) * n
   nearest = f"{below} or {above}" if below else f"{above}"
   raise ValueError(
-      f"{name}={batch_size} does not divide by the {n} devices of the data mesh (each device "
-      f"takes an equal share of the batch); use a multiple of {n}, e.g. {nearest}")
+    f"{name}={batch_size} does not divide by the {n} devices of the data mesh (each device "
+    f"takes an equal share of the batch); use a multiple of {n}, e.g. {nearest}"
+  )
 
 
 def padded_size(n: int, mesh: Mesh) -> int:
@@ -144,7 +145,7 @@ def put_batch(batch: Any, mesh: Mesh, *, axis: int = 0) -> Any:
 
   def put(x):
     x = np.asarray(x)
-    shape = x.shape[:axis] + (x.shape[axis] * processes,) + x.shape[axis + 1:]
+    shape = x.shape[:axis] + (x.shape[axis] * processes,) + x.shape[axis + 1 :]
     return jax.make_array_from_process_local_data(sharding, x, shape)
 
   return jax.tree.map(put, batch)
@@ -274,8 +275,9 @@ def process_local(tree: Any) -> Any:
     if not isinstance(x, jax.Array) or x.is_fully_addressable:
       return x
     if not x.is_fully_replicated:
-      raise ValueError(f"process_local needs replicated arrays; got one of shape {x.shape} "
-                       f"sharded as {x.sharding}")
+      raise ValueError(
+        f"process_local needs replicated arrays; got one of shape {x.shape} sharded as {x.sharding}"
+      )
     return x.addressable_data(0)
 
   return jax.tree.map(local, tree)
@@ -296,8 +298,13 @@ def _env_int(name: str) -> int | None:
     raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
 
 
-def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
-               process_id: int | None = None, *, auto: bool = False) -> bool:
+def initialize(
+  coordinator_address: str | None = None,
+  num_processes: int | None = None,
+  process_id: int | None = None,
+  *,
+  auto: bool = False,
+) -> bool:
   """Joins a multi-process run (``jax.distributed.initialize``) if one is asked for.
 
   Each argument left ``None`` is read from the environment: ``JAX_COORDINATOR_ADDRESS``,
@@ -335,16 +342,20 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
   if coordinator_address is not None:
     host, _, port = coordinator_address.rpartition(":")
     if not host or not port.isdigit():
-      raise ValueError(f"coordinator_address={coordinator_address!r} is not valid; expected "
-                       "'host:port' of process 0, e.g. '10.0.0.1:1234'")
+      raise ValueError(
+        f"coordinator_address={coordinator_address!r} is not valid; expected "
+        "'host:port' of process 0, e.g. '10.0.0.1:1234'"
+      )
   if num_processes is not None and (isinstance(num_processes, bool) or num_processes < 1):
     raise ValueError(f"num_processes must be a positive integer, got {num_processes!r}")
   if process_id is not None:
     if isinstance(process_id, bool) or process_id < 0:
       raise ValueError(f"process_id must be a non-negative integer, got {process_id!r}")
     if num_processes is not None and process_id >= num_processes:
-      raise ValueError(f"process_id={process_id} is not below num_processes={num_processes} "
-                       "(processes are numbered 0 to num_processes - 1)")
+      raise ValueError(
+        f"process_id={process_id} is not below num_processes={num_processes} "
+        "(processes are numbered 0 to num_processes - 1)"
+      )
   # jax raises RuntimeError if its backend is already initialized.
   jax.distributed.initialize(coordinator_address, num_processes, process_id)
   return True

@@ -35,12 +35,12 @@ from jax.sharding import Mesh
 from jaxtrain import parallel
 from jaxtrain.data import Dataset, batches, epoch_permutation
 from jaxtrain.train_step import (
-    TrainState,
-    make_epoch,
-    make_eval_epoch,
-    make_eval_step,
-    make_gather_step,
-    make_train_step,
+  TrainState,
+  make_epoch,
+  make_eval_epoch,
+  make_eval_step,
+  make_gather_step,
+  make_train_step,
 )
 
 PLACEMENTS = ("auto", "device", "host")
@@ -66,21 +66,25 @@ def choose_placement(placement: str, data: Dataset, mesh: Mesh, *, scan_epoch: b
       does not fit.
   """
   if placement not in PLACEMENTS:
-    raise ValueError(f"data_placement={placement!r} is not valid; expected one of "
-                     f"{', '.join(PLACEMENTS)}")
+    raise ValueError(
+      f"data_placement={placement!r} is not valid; expected one of {', '.join(PLACEMENTS)}"
+    )
   if placement == "auto":
     per_device = _split_bytes(data) / mesh.size
     free = parallel.device_memory_free(mesh)
     placement = "device" if free is None or per_device <= _DEVICE_SHARE * free else "host"
     if placement == "host" and scan_epoch:
       raise ValueError(
-          f"scan_epoch gathers its batches from the dataset held on the devices, but "
-          f"{data.name!r} needs {per_device / 2**20:.0f} MiB per device, more than half of "
-          f"the {free / 2**20:.0f} MiB free: train without scan_epoch (--scan-epoch), or on "
-          "more devices")
+        f"scan_epoch gathers its batches from the dataset held on the devices, but "
+        f"{data.name!r} needs {per_device / 2**20:.0f} MiB per device, more than half of "
+        f"the {free / 2**20:.0f} MiB free: train without scan_epoch (--scan-epoch), or on "
+        "more devices"
+      )
   elif placement == "host" and scan_epoch:
-    raise ValueError("data_placement='host' cannot run with scan_epoch, which gathers its "
-                     "batches from the dataset held on the devices")
+    raise ValueError(
+      "data_placement='host' cannot run with scan_epoch, which gathers its "
+      "batches from the dataset held on the devices"
+    )
   return placement
 
 
@@ -110,15 +114,26 @@ class Pipeline:
     scan_epoch: run each epoch as one program.
   """
 
-  def __init__(self, data: Dataset, programs: Programs, *, placement: str, mesh: Mesh,
-               batch_size: int, eval_batch_size: int, seed: int, scan_epoch: bool):
+  def __init__(
+    self,
+    data: Dataset,
+    programs: Programs,
+    *,
+    placement: str,
+    mesh: Mesh,
+    batch_size: int,
+    eval_batch_size: int,
+    seed: int,
+    scan_epoch: bool,
+  ):
     self.data, self.mesh, self.placement = data, mesh, placement
     self.batch_size, self.seed, self.scan_epoch = batch_size, seed, scan_epoch
     self.steps = len(data.train) // batch_size
     kw = dict(mesh=mesh, image_max=data.max_value, precision=programs.precision)
     train_kw = dict(kw, reduction=programs.reduction, nan_policy=programs.nan_policy)
-    make = (make_epoch if scan_epoch else make_gather_step if placement == "device"
-            else make_train_step)
+    make = (
+      make_epoch if scan_epoch else make_gather_step if placement == "device" else make_train_step
+    )
     self._train = make(programs.model, programs.loss_fn, programs.optimizer, **train_kw)
     self._rows = parallel.process_rows(batch_size, mesh)  # this process's share of a batch
     self._eval_size = parallel.padded_size(min(eval_batch_size, len(data.test)), mesh)
@@ -136,11 +151,15 @@ class Pipeline:
     """The epoch's batches as ``(steps, batch_size)`` example indices (the shuffled order)."""
     n = self.steps * self.batch_size
     return epoch_permutation(len(self.data.train), self.seed, epoch)[:n].reshape(
-        self.steps, self.batch_size)
+      self.steps, self.batch_size
+    )
 
-  def train_epoch(self, state: TrainState, epoch: int,
-                  progress: Callable[[int, float | None], None] | None = None,
-                  ) -> tuple[TrainState, dict, Any]:
+  def train_epoch(
+    self,
+    state: TrainState,
+    epoch: int,
+    progress: Callable[[int, float | None], None] | None = None,
+  ) -> tuple[TrainState, dict, Any]:
     """Runs epoch ``epoch`` (0-based) from ``state``.
 
     Args:
@@ -172,8 +191,9 @@ class Pipeline:
         if progress:
           progress(1, losses.track(i, metrics["loss"]))
     else:
-      host_batches = batches(self.data.train, batch_size=self.batch_size, seed=self.seed,
-                             epoch=epoch, rows=self._rows)
+      host_batches = batches(
+        self.data.train, batch_size=self.batch_size, seed=self.seed, epoch=epoch, rows=self._rows
+      )
       for i, batch in enumerate(parallel.prefetch(host_batches, self.mesh)):
         state, metrics = self._train(state, batch)
         per_batch.append(metrics)
@@ -199,8 +219,14 @@ class Pipeline:
     if self.placement == "device":
       totals = jax.device_get(self._eval(state, *self._test_split, *self._eval_plan))
       return float(totals["loss_sum"] / totals["count"]), float(totals["correct"] / totals["count"])
-    return evaluate(self._eval, state, self.data.test.images, self.data.test.labels,
-                    self._eval_size, mesh=self.mesh)
+    return evaluate(
+      self._eval,
+      state,
+      self.data.test.images,
+      self.data.test.labels,
+      self._eval_size,
+      mesh=self.mesh,
+    )
 
 
 class _AsyncLosses:
@@ -228,8 +254,15 @@ def _sum_metrics(metrics: list[dict]) -> dict:
   return {k: jnp.sum(jnp.stack([m[k] for m in metrics]), axis=0) for k in metrics[0]}
 
 
-def evaluate(eval_step, state: TrainState, images: np.ndarray, labels: np.ndarray,
-             batch_size: int, *, mesh: Mesh | None = None) -> tuple[float, float]:
+def evaluate(
+  eval_step,
+  state: TrainState,
+  images: np.ndarray,
+  labels: np.ndarray,
+  batch_size: int,
+  *,
+  mesh: Mesh | None = None,
+) -> tuple[float, float]:
   """Mean loss and accuracy over a whole split held on the host, in padded batches.
 
   The batch size is ``min(batch_size, len(labels))`` rounded up to a multiple of
@@ -244,7 +277,7 @@ def evaluate(eval_step, state: TrainState, images: np.ndarray, labels: np.ndarra
 
   def host_batches():
     for start in range(0, n, size):
-      x, y = images[start:start + size], labels[start:start + size]
+      x, y = images[start : start + size], labels[start : start + size]
       pad = size - len(y)
       mask = np.concatenate([np.ones(len(y), np.float32), np.zeros(pad, np.float32)])
       if pad:

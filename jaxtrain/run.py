@@ -54,13 +54,22 @@ class Run:
   def pipeline(self, mesh: Mesh) -> pipeline.Pipeline:
     """The compiled programs that train and evaluate this run's epochs on ``mesh``."""
     c = self.config
-    placement = pipeline.choose_placement(c.data_placement, self.data, mesh,
-                                          scan_epoch=c.scan_epoch)
-    programs = pipeline.Programs(self.model, self.loss_fn, self.optimizer, c.reduction,
-                                 c.nan_policy, c.precision)
-    return pipeline.Pipeline(self.data, programs, placement=placement, mesh=mesh,
-                             batch_size=c.batch_size, eval_batch_size=c.eval_batch_size,
-                             seed=c.seed, scan_epoch=c.scan_epoch)
+    placement = pipeline.choose_placement(
+      c.data_placement, self.data, mesh, scan_epoch=c.scan_epoch
+    )
+    programs = pipeline.Programs(
+      self.model, self.loss_fn, self.optimizer, c.reduction, c.nan_policy, c.precision
+    )
+    return pipeline.Pipeline(
+      self.data,
+      programs,
+      placement=placement,
+      mesh=mesh,
+      batch_size=c.batch_size,
+      eval_batch_size=c.eval_batch_size,
+      seed=c.seed,
+      scan_epoch=c.scan_epoch,
+    )
 
 
 def build_run(config: Config, data: Dataset | None = None) -> Run:
@@ -82,8 +91,9 @@ def build_run(config: Config, data: Dataset | None = None) -> Run:
   steps = num_batches(n, config.batch_size, drop_last=True)
   if steps == 0:
     raise ValueError(
-        f"batch_size={config.batch_size} is larger than the {n} training examples of "
-        f"{config.dataset!r} (batches drop the last partial batch)")
+      f"batch_size={config.batch_size} is larger than the {n} training examples of "
+      f"{config.dataset!r} (batches drop the last partial batch)"
+    )
   model = choices.MODELS[config.model](data, nnx.Rngs(config.seed))
   schedule = choices.SCHEDULES[config.schedule]
   per = steps if config.schedule_per == "epoch" else 1

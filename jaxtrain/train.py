@@ -28,7 +28,8 @@ import sys
 import tomllib
 import typing
 
-from jaxtrain import choices, config as config_lib, loop, parallel
+from jaxtrain import choices, loop, parallel
+from jaxtrain import config as config_lib
 from jaxtrain.config import Config
 from jaxtrain.reporting import OutputError
 
@@ -43,11 +44,14 @@ class _Parser(argparse.ArgumentParser):
 def _default_text(field: dataclasses.Field) -> str:
   """What --help says a field defaults to (per optimizer or schedule where it belongs to one)."""
   for registry, what in ((choices.OPTIMIZERS, "optimizer"), (choices.SCHEDULES, "schedule")):
-    owners = {name: c.defaults()[field.name] for name, c in registry.items()
-              if field.name in c.options}
+    owners = {
+      name: c.defaults()[field.name] for name, c in registry.items() if field.name in c.options
+    }
     if owners:
-      shown = ", ".join(f"{name} {' '.join(map(str, v)) if isinstance(v, tuple) else v}"
-                        for name, v in owners.items())
+      shown = ", ".join(
+        f"{name} {' '.join(map(str, v)) if isinstance(v, tuple) else v}"
+        for name, v in owners.items()
+      )
       others = "" if len(owners) == len(registry) else "; not taken by the others"
       return f"per {what}: {shown}{others}"
   if field.default is None or field.default is False:
@@ -66,8 +70,9 @@ def _add_option(group, field: dataclasses.Field) -> None:
     kw.update(action="store_true")
   elif typing.get_origin(kind) is tuple:
     args = typing.get_args(kind)
-    kw.update(type=args[0], nargs="+" if Ellipsis in args else len(args),
-              metavar=field.name.upper())
+    kw.update(
+      type=args[0], nargs="+" if Ellipsis in args else len(args), metavar=field.name.upper()
+    )
   else:
     kw.update(type=kind)
     if meta["choices"] is not None:
@@ -81,35 +86,62 @@ def parser() -> argparse.ArgumentParser:
   Flags that are not given are absent from the parsed namespace (``SUPPRESS``):
   the defaults come from ``Config``, so a flag given can be told from a default.
   """
-  p = _Parser(prog=PROG, argument_default=argparse.SUPPRESS,
-              description="Train a model of the notes with torch's semantics, compiled by XLA.")
+  p = _Parser(
+    prog=PROG,
+    argument_default=argparse.SUPPRESS,
+    description="Train a model of the notes with torch's semantics, compiled by XLA.",
+  )
   groups = {name: p.add_argument_group(name) for name in config_lib.GROUPS}
   for field in dataclasses.fields(Config):
     _add_option(groups[field.metadata["group"]], field)
   out = groups[config_lib.GROUPS[-1]]
-  out.add_argument("--config", metavar="FILE",
-                   help="a TOML file of settings (keys: the flags' names, e.g. lr = 0.1, "
-                        "batch-size = 32); flags win")
-  out.add_argument("--resume", metavar="DIR",
-                   help="continue the run in DIR from its last checkpoint, with its saved "
-                        "settings; only --epochs (to extend it) and the flags that change "
-                        "nothing trained (" + ", ".join(
-                            "--" + config_lib.flag_name(f) for f in dataclasses.fields(Config)
-                            if f.metadata["on_resume"] and f.name != "epochs") + ") may be given")
+  out.add_argument(
+    "--config",
+    metavar="FILE",
+    help="a TOML file of settings (keys: the flags' names, e.g. lr = 0.1, "
+    "batch-size = 32); flags win",
+  )
+  out.add_argument(
+    "--resume",
+    metavar="DIR",
+    help="continue the run in DIR from its last checkpoint, with its saved "
+    "settings; only --epochs (to extend it) and the flags that change "
+    "nothing trained ("
+    + ", ".join(
+      "--" + config_lib.flag_name(f)
+      for f in dataclasses.fields(Config)
+      if f.metadata["on_resume"] and f.name != "epochs"
+    )
+    + ") may be given",
+  )
   g = p.add_argument_group(
-      "several processes (hosts)",
-      "Every device of every process trains; --batch-size is the global batch and must divide "
-      "by the device count. Run the same command on each host with these.")
-  g.add_argument("--coordinator-address", metavar="HOST:PORT",
-                 help=f"process 0's address and a free port; else ${parallel.ENV_COORDINATOR}")
-  g.add_argument("--num-processes", type=int, metavar="N",
-                 help=f"how many processes; else ${parallel.ENV_NUM_PROCESSES}")
-  g.add_argument("--process-id", type=int, metavar="I",
-                 help="this process, 0 to N-1 (0 prints and writes the run); else "
-                      f"${parallel.ENV_PROCESS_ID}")
-  g.add_argument("--distributed", action="store_true",
-                 help="join a multi-process run even with none of the three set: JAX detects "
-                      "the cluster (Cloud TPU, SLURM, Open MPI)")
+    "several processes (hosts)",
+    "Every device of every process trains; --batch-size is the global batch and must divide "
+    "by the device count. Run the same command on each host with these.",
+  )
+  g.add_argument(
+    "--coordinator-address",
+    metavar="HOST:PORT",
+    help=f"process 0's address and a free port; else ${parallel.ENV_COORDINATOR}",
+  )
+  g.add_argument(
+    "--num-processes",
+    type=int,
+    metavar="N",
+    help=f"how many processes; else ${parallel.ENV_NUM_PROCESSES}",
+  )
+  g.add_argument(
+    "--process-id",
+    type=int,
+    metavar="I",
+    help=f"this process, 0 to N-1 (0 prints and writes the run); else ${parallel.ENV_PROCESS_ID}",
+  )
+  g.add_argument(
+    "--distributed",
+    action="store_true",
+    help="join a multi-process run even with none of the three set: JAX detects "
+    "the cluster (Cloud TPU, SLURM, Open MPI)",
+  )
   return p
 
 
@@ -141,8 +173,10 @@ def config_from_args(argv=None) -> tuple[Config, bool]:
       raise ValueError(f"--resume {args.resume!r}: no run there (no config.json)")
     for flag, name in (("--config", "config"), ("--out", "out_dir")):
       if getattr(args, name, None) is not None and (name != "out_dir" or given.get(name)):
-        raise ValueError(f"--resume {args.resume!r} continues the run there with its saved "
-                         f"settings: leave out {flag}")
+        raise ValueError(
+          f"--resume {args.resume!r} continues the run there with its saved "
+          f"settings: leave out {flag}"
+        )
     return _resumed_config(args.resume, given), True
   base = read_config_file(args.config) if getattr(args, "config", None) else Config()
   config = dataclasses.replace(base, **given)
@@ -160,24 +194,32 @@ def _resumed_config(directory: str, given: dict) -> Config:
   with open(path) as f:
     saved = Config.from_mapping(json.load(f), source=path, saved=True)
   fields = {f.name: f for f in dataclasses.fields(Config)}
-  refused = [name for name, value in given.items()
-             if not fields[name].metadata["on_resume"] and value != getattr(saved, name)]
+  refused = [
+    name
+    for name, value in given.items()
+    if not fields[name].metadata["on_resume"] and value != getattr(saved, name)
+  ]
   if refused:
-    flags = ", ".join(f"--{config_lib.flag_name(fields[n])} (the run's: "
-                      f"{getattr(saved, n)!r})" for n in refused)
-    raise ValueError(f"--resume {directory!r} continues the run with its own settings; "
-                     f"{flags} cannot change now (start a new run to change "
-                     f"{'them' if len(refused) > 1 else 'it'})")
+    flags = ", ".join(
+      f"--{config_lib.flag_name(fields[n])} (the run's: {getattr(saved, n)!r})" for n in refused
+    )
+    raise ValueError(
+      f"--resume {directory!r} continues the run with its own settings; "
+      f"{flags} cannot change now (start a new run to change "
+      f"{'them' if len(refused) > 1 else 'it'})"
+    )
   return dataclasses.replace(saved, out_dir=directory, **given)
 
 
 def initialize_from_args(argv=None) -> bool:
   """Joins the multi-process run the flags (or environment) describe (``parallel.initialize``)."""
   args = parser().parse_args(argv)
-  return parallel.initialize(getattr(args, "coordinator_address", None),
-                             getattr(args, "num_processes", None),
-                             getattr(args, "process_id", None),
-                             auto=getattr(args, "distributed", False))
+  return parallel.initialize(
+    getattr(args, "coordinator_address", None),
+    getattr(args, "num_processes", None),
+    getattr(args, "process_id", None),
+    auto=getattr(args, "distributed", False),
+  )
 
 
 def _one_line(error: BaseException) -> str:
@@ -220,10 +262,13 @@ def main(argv=None) -> int:
     shown = config.resolved()
     talk = shown.progress in ("bar", "lines") and parallel.is_main_process()
     if talk:
-      print(f"jaxtrain: {shown.model} on {shown.dataset}, {shown.loss}, {shown.optimizer} "
-            f"lr {shown.lr}, schedule {shown.schedule} per {shown.schedule_per}, "
-            f"batch {shown.batch_size}, {shown.epochs} epochs"
-            + (f", resuming {shown.out_dir}" if resume else ""), flush=True)
+      print(
+        f"jaxtrain: {shown.model} on {shown.dataset}, {shown.loss}, {shown.optimizer} "
+        f"lr {shown.lr}, schedule {shown.schedule} per {shown.schedule_per}, "
+        f"batch {shown.batch_size}, {shown.epochs} epochs"
+        + (f", resuming {shown.out_dir}" if resume else ""),
+        flush=True,
+      )
     _, results = loop.fit(config, resume=resume)
   except OutputError as e:
     print(f"{PROG}: error: {_one_line(e)}; {_kept(config)}", file=sys.stderr)
@@ -239,21 +284,27 @@ def main(argv=None) -> int:
     print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
     return 3
   except KeyboardInterrupt:
-    print(f"{PROG}: interrupted; the last finished epoch is checkpointed "
-          "(continue with --resume)", file=sys.stderr)
+    print(
+      f"{PROG}: interrupted; the last finished epoch is checkpointed (continue with --resume)",
+      file=sys.stderr,
+    )
     return 130
   if talk and results:
     best = max(results, key=lambda r: r.test_acc)
     last = results[-1]
-    print(f"final: test acc {last.test_acc:.4f} (best {best.test_acc:.4f} at epoch {best.epoch}), "
-          f"train loss {last.train_loss:.4f}; run saved in {config.out_dir}")
+    print(
+      f"final: test acc {last.test_acc:.4f} (best {best.test_acc:.4f} at epoch {best.epoch}), "
+      f"train loss {last.train_loss:.4f}; run saved in {config.out_dir}"
+    )
   return 0
 
 
 def missing_application(error: ModuleNotFoundError) -> str:
   """One line for a package of the training application that this install lacks."""
-  return (f"the training application needs packages this install lacks ({error}): "
-          "pip install 'jaxtrain[train]'")
+  return (
+    f"the training application needs packages this install lacks ({error}): "
+    "pip install 'jaxtrain[train]'"
+  )
 
 
 def _kept(config: Config | None) -> str:
@@ -270,8 +321,10 @@ def _kept(config: Config | None) -> str:
     latest = None
   if latest is None:
     return "no checkpoint was committed"
-  return (f"kept: the checkpoint of epoch {latest} in {directory} (continue with "
-          f"--resume {config.out_dir} once there is space)")
+  return (
+    f"kept: the checkpoint of epoch {latest} in {directory} (continue with "
+    f"--resume {config.out_dir} once there is space)"
+  )
 
 
 if __name__ == "__main__":

@@ -41,11 +41,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh
 
-from jaxtrain import _xla_options
-from jaxtrain import amp
-from jaxtrain import ops
-from jaxtrain import optim
-from jaxtrain import parallel
+from jaxtrain import _xla_options, amp, ops, optim, parallel
 from jaxtrain.data.dataset import to_float
 
 LossFn = Callable[..., jax.Array]  # loss(logits, labels, *, reduction) -> scalar
@@ -68,8 +64,9 @@ class TrainState:
   step: jax.Array
 
 
-def create_train_state(model: nnx.Module, optimizer: optax.GradientTransformation, *,
-                       mesh: Mesh | None = None) -> TrainState:
+def create_train_state(
+  model: nnx.Module, optimizer: optax.GradientTransformation, *, mesh: Mesh | None = None
+) -> TrainState:
   """The initial state of ``model`` trained by ``optimizer``, replicated on ``mesh``.
 
   Args:
@@ -81,10 +78,10 @@ def create_train_state(model: nnx.Module, optimizer: optax.GradientTransformatio
   mesh = parallel.data_mesh() if mesh is None else mesh
   _, params, model_state = nnx.split(model, nnx.Param, ...)
   state = TrainState(
-      params=params,
-      model_state=model_state,
-      opt_state=optimizer.init(params),
-      step=jnp.zeros((), jnp.int32),
+    params=params,
+    model_state=model_state,
+    opt_state=optimizer.init(params),
+    step=jnp.zeros((), jnp.int32),
   )
   # New buffers on every device: the train step donates the state's buffers,
   # which must not be the model's own (the caller's model stays usable).
@@ -110,8 +107,8 @@ def _graphdef(model: nnx.Module, *, train: bool):
 def _check_reduction(reduction: str) -> None:
   if reduction not in ("mean", "sum"):
     raise ValueError(
-        f"reduction={reduction!r} is not valid for training; expected 'mean' or 'sum' "
-        "(the loss must be a scalar)"
+      f"reduction={reduction!r} is not valid for training; expected 'mean' or 'sum' "
+      "(the loss must be a scalar)"
     )
 
 
@@ -119,12 +116,12 @@ def _batch_metrics(loss, logits, labels, reduction: str) -> dict[str, jax.Array]
   """Sums over the batch: they add up over an epoch, whatever the batch sizes."""
   count = labels.shape[0]
   return {
-      # The loss as returned (a batch mean for 'mean'): the notes' running_loss adds these.
-      "loss": loss,
-      # The summed per-example loss: train loss = loss_sum / count, as d2l's train_ch3.
-      "loss_sum": loss * count if reduction == "mean" else loss,
-      "correct": jnp.sum(jnp.argmax(logits, axis=-1) == labels),
-      "count": jnp.asarray(count, jnp.int32),
+    # The loss as returned (a batch mean for 'mean'): the notes' running_loss adds these.
+    "loss": loss,
+    # The summed per-example loss: train loss = loss_sum / count, as d2l's train_ch3.
+    "loss_sum": loss * count if reduction == "mean" else loss,
+    "correct": jnp.sum(jnp.argmax(logits, axis=-1) == labels),
+    "count": jnp.asarray(count, jnp.int32),
   }
 
 
@@ -134,8 +131,8 @@ NAN_POLICIES = ("stop", "skip")
 def _check_nan_policy(nan_policy: str | None) -> None:
   if nan_policy is not None and nan_policy not in NAN_POLICIES:
     raise ValueError(
-        f"nan_policy={nan_policy!r} is not valid; expected one of {', '.join(NAN_POLICIES)} "
-        "(or None: no check)"
+      f"nan_policy={nan_policy!r} is not valid; expected one of {', '.join(NAN_POLICIES)} "
+      "(or None: no check)"
     )
 
 
@@ -148,8 +145,10 @@ def _all_finite(*trees) -> jax.Array:
 def _images(images: jax.Array, image_max: int | None) -> jax.Array:
   """The float32 images the model takes: uint8 pixels scaled on the device (``to_float``)."""
   if image_max is not None and jnp.issubdtype(images.dtype, jnp.floating):
-    raise ValueError(f"image_max={image_max!r} scales integer pixels, but the images are "
-                     f"{images.dtype} already: leave image_max=None")
+    raise ValueError(
+      f"image_max={image_max!r} scales integer pixels, but the images are "
+      f"{images.dtype} already: leave image_max=None"
+    )
   return to_float(images, image_max)
 
 
@@ -161,9 +160,16 @@ def _loss_scale(opt_state) -> jax.Array | None:
   return optim.loss_scale(opt_state)  # ValueError for several scalers
 
 
-def _step_fn(model: nnx.Module, loss_fn: LossFn, optimizer, reduction: str,
-             nan_policy: str | None = None, *, image_max: int | None = None,
-             precision: str = "float32"):
+def _step_fn(
+  model: nnx.Module,
+  loss_fn: LossFn,
+  optimizer,
+  reduction: str,
+  nan_policy: str | None = None,
+  *,
+  image_max: int | None = None,
+  precision: str = "float32",
+):
   """The pure, un-jitted step on ``model``'s training-mode graph."""
   _check_reduction(reduction)
   _check_nan_policy(nan_policy)
@@ -185,10 +191,12 @@ def _step_fn(model: nnx.Module, loss_fn: LossFn, optimizer, reduction: str,
     images, labels = batch
     scale = _loss_scale(state.opt_state)
     (_, (loss, logits, model_state)), grads = jax.value_and_grad(loss_and_aux, has_aux=True)(
-        state.params, state.model_state, images, labels, scale)
+      state.params, state.model_state, images, labels, scale
+    )
     # The model state (batch statistics, RNG counts) keeps its stored dtypes.
-    model_state = jax.tree.map(lambda new, old: new.astype(old.dtype), model_state,
-                               state.model_state)
+    model_state = jax.tree.map(
+      lambda new, old: new.astype(old.dtype), model_state, state.model_state
+    )
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     new_state = TrainState(params, model_state, opt_state, state.step + 1)
@@ -213,8 +221,10 @@ def _step_fn(model: nnx.Module, loss_fn: LossFn, optimizer, reduction: str,
       # discarded branch does not leak. The skipped batch leaves the epoch's
       # metrics too: train loss and accuracy are over the applied updates.
       new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
-      metrics = {k: jnp.where(finite, v, jnp.zeros_like(v)) if k != "nonfinite" else v
-                 for k, v in metrics.items()}
+      metrics = {
+        k: jnp.where(finite, v, jnp.zeros_like(v)) if k != "nonfinite" else v
+        for k, v in metrics.items()
+      }
       metrics["skipped"] = metrics["nonfinite"]
     return new_state, metrics
 
@@ -224,14 +234,20 @@ def _step_fn(model: nnx.Module, loss_fn: LossFn, optimizer, reduction: str,
 
 
 def _gather(images, labels, idx, sharding):
-  """The batch ``(images[idx], labels[idx])`` from a split held on the device, split like ``idx``."""
+  """The batch ``(images[idx], labels[idx])`` from a split on the device, split like ``idx``."""
   return jax.lax.with_sharding_constraint((images[idx], labels[idx]), sharding)
 
 
 def make_train_step(
-    model: nnx.Module, loss_fn: LossFn, optimizer: optax.GradientTransformation,
-    *, reduction: str = "mean", nan_policy: str | None = None, mesh: Mesh | None = None,
-    image_max: int | None = None, precision: str = "float32",
+  model: nnx.Module,
+  loss_fn: LossFn,
+  optimizer: optax.GradientTransformation,
+  *,
+  reduction: str = "mean",
+  nan_policy: str | None = None,
+  mesh: Mesh | None = None,
+  image_max: int | None = None,
+  precision: str = "float32",
 ):
   """``train_step(state, (images, labels)) -> (state, metrics)``, jit-compiled.
 
@@ -269,17 +285,28 @@ def make_train_step(
   """
   mesh = parallel.data_mesh() if mesh is None else mesh
   rep = parallel.replicated(mesh)
-  step = _step_fn(model, loss_fn, optimizer, reduction, nan_policy, image_max=image_max,
-                  precision=precision)
-  return jax.jit(step, in_shardings=(rep, parallel.batch_sharding(mesh)),
-                 out_shardings=(rep, rep), donate_argnums=0,
-                 compiler_options=_xla_options.for_mesh(mesh))
+  step = _step_fn(
+    model, loss_fn, optimizer, reduction, nan_policy, image_max=image_max, precision=precision
+  )
+  return jax.jit(
+    step,
+    in_shardings=(rep, parallel.batch_sharding(mesh)),
+    out_shardings=(rep, rep),
+    donate_argnums=0,
+    compiler_options=_xla_options.for_mesh(mesh),
+  )
 
 
 def make_gather_step(
-    model: nnx.Module, loss_fn: LossFn, optimizer: optax.GradientTransformation,
-    *, reduction: str = "mean", nan_policy: str | None = None, mesh: Mesh | None = None,
-    image_max: int | None = None, precision: str = "float32",
+  model: nnx.Module,
+  loss_fn: LossFn,
+  optimizer: optax.GradientTransformation,
+  *,
+  reduction: str = "mean",
+  nan_policy: str | None = None,
+  mesh: Mesh | None = None,
+  image_max: int | None = None,
+  precision: str = "float32",
 ):
   """``step(state, images, labels, idx) -> (state, metrics)``: the batch taken on the device.
 
@@ -291,20 +318,32 @@ def make_gather_step(
   """
   mesh = parallel.data_mesh() if mesh is None else mesh
   rep, split = parallel.replicated(mesh), parallel.batch_sharding(mesh)
-  step = _step_fn(model, loss_fn, optimizer, reduction, nan_policy, image_max=image_max,
-                  precision=precision)
+  step = _step_fn(
+    model, loss_fn, optimizer, reduction, nan_policy, image_max=image_max, precision=precision
+  )
 
   def gather_step(state, images, labels, idx):
     return step(state, _gather(images, labels, idx, split))
 
-  return jax.jit(gather_step, in_shardings=(rep, split, split, split), out_shardings=(rep, rep),
-                 donate_argnums=0, compiler_options=_xla_options.for_mesh(mesh))
+  return jax.jit(
+    gather_step,
+    in_shardings=(rep, split, split, split),
+    out_shardings=(rep, rep),
+    donate_argnums=0,
+    compiler_options=_xla_options.for_mesh(mesh),
+  )
 
 
 def make_epoch(
-    model: nnx.Module, loss_fn: LossFn, optimizer: optax.GradientTransformation,
-    *, reduction: str = "mean", nan_policy: str | None = None, mesh: Mesh | None = None,
-    image_max: int | None = None, precision: str = "float32",
+  model: nnx.Module,
+  loss_fn: LossFn,
+  optimizer: optax.GradientTransformation,
+  *,
+  reduction: str = "mean",
+  nan_policy: str | None = None,
+  mesh: Mesh | None = None,
+  image_max: int | None = None,
+  precision: str = "float32",
 ):
   """``epoch(state, images, labels, order) -> (state, metrics)``: a whole epoch, one program.
 
@@ -322,8 +361,9 @@ def make_epoch(
   constrained to be split the same way: every step runs data-parallel. The
   other arguments are as for ``make_train_step``.
   """
-  step = _step_fn(model, loss_fn, optimizer, reduction, nan_policy, image_max=image_max,
-                  precision=precision)
+  step = _step_fn(
+    model, loss_fn, optimizer, reduction, nan_policy, image_max=image_max, precision=precision
+  )
   mesh = parallel.data_mesh() if mesh is None else mesh
   rep, split = parallel.replicated(mesh), parallel.batch_sharding(mesh)
 
@@ -338,10 +378,13 @@ def make_epoch(
       totals["batch_nonfinite"] = per_batch["nonfinite"]
     return state, totals
 
-  return jax.jit(ops.by_platform(epoch),
-                 in_shardings=(rep, split, split, parallel.batch_sharding(mesh, axis=1)),
-                 out_shardings=(rep, rep), donate_argnums=0,
-                 compiler_options=_xla_options.for_mesh(mesh))
+  return jax.jit(
+    ops.by_platform(epoch),
+    in_shardings=(rep, split, split, parallel.batch_sharding(mesh, axis=1)),
+    out_shardings=(rep, rep),
+    donate_argnums=0,
+    compiler_options=_xla_options.for_mesh(mesh),
+  )
 
 
 def _eval_fn(model: nnx.Module, loss_fn: LossFn, image_max: int | None, precision: str):
@@ -356,16 +399,22 @@ def _eval_fn(model: nnx.Module, loss_fn: LossFn, image_max: int | None, precisio
     per_example = loss_fn(logits, labels, reduction="none")
     mask = mask.astype(per_example.dtype)
     return {
-        "loss_sum": jnp.sum(per_example * mask),
-        "correct": jnp.sum((jnp.argmax(logits, axis=-1) == labels) * mask),
-        "count": jnp.sum(mask),
+      "loss_sum": jnp.sum(per_example * mask),
+      "correct": jnp.sum((jnp.argmax(logits, axis=-1) == labels) * mask),
+      "count": jnp.sum(mask),
     }
 
   return evaluate
 
 
-def make_eval_step(model: nnx.Module, loss_fn: LossFn, *, mesh: Mesh | None = None,
-                   image_max: int | None = None, precision: str = "float32"):
+def make_eval_step(
+  model: nnx.Module,
+  loss_fn: LossFn,
+  *,
+  mesh: Mesh | None = None,
+  image_max: int | None = None,
+  precision: str = "float32",
+):
   """``eval_step(state, (images, labels, mask)) -> metrics``: loss and accuracy, no gradient.
 
   The model runs in evaluation mode. ``mask`` (``(batch,)`` of 0/1) marks real
@@ -382,12 +431,22 @@ def make_eval_step(model: nnx.Module, loss_fn: LossFn, *, mesh: Mesh | None = No
   def eval_step(state: TrainState, batch) -> dict[str, jax.Array]:
     return evaluate(state, *batch)
 
-  return jax.jit(ops.by_platform(eval_step), in_shardings=(rep, parallel.batch_sharding(mesh)),
-                 out_shardings=rep, compiler_options=_xla_options.for_mesh(mesh))
+  return jax.jit(
+    ops.by_platform(eval_step),
+    in_shardings=(rep, parallel.batch_sharding(mesh)),
+    out_shardings=rep,
+    compiler_options=_xla_options.for_mesh(mesh),
+  )
 
 
-def make_eval_epoch(model: nnx.Module, loss_fn: LossFn, *, mesh: Mesh | None = None,
-                    image_max: int | None = None, precision: str = "float32"):
+def make_eval_epoch(
+  model: nnx.Module,
+  loss_fn: LossFn,
+  *,
+  mesh: Mesh | None = None,
+  image_max: int | None = None,
+  precision: str = "float32",
+):
   """``eval_epoch(state, images, labels, order, mask) -> metrics``: a whole split, one program.
 
   ``make_eval_step`` over the batches ``images[order[b]]`` of a split held on the
@@ -406,10 +465,17 @@ def make_eval_epoch(model: nnx.Module, loss_fn: LossFn, *, mesh: Mesh | None = N
       sums = evaluate(state, x, y, weights)
       return jax.tree.map(jnp.add, totals, sums), None
 
-    zeros = {"loss_sum": jnp.zeros((), jnp.float32), "correct": jnp.zeros((), jnp.float32),
-             "count": jnp.zeros((), jnp.float32)}
+    zeros = {
+      "loss_sum": jnp.zeros((), jnp.float32),
+      "correct": jnp.zeros((), jnp.float32),
+      "count": jnp.zeros((), jnp.float32),
+    }
     return jax.lax.scan(body, zeros, (order, mask))[0]
 
   columns = parallel.batch_sharding(mesh, axis=1)
-  return jax.jit(ops.by_platform(eval_epoch), in_shardings=(rep, split, split, columns, columns),
-                 out_shardings=rep, compiler_options=_xla_options.for_mesh(mesh))
+  return jax.jit(
+    ops.by_platform(eval_epoch),
+    in_shardings=(rep, split, split, columns, columns),
+    out_shardings=rep,
+    compiler_options=_xla_options.for_mesh(mesh),
+  )

@@ -15,10 +15,16 @@ class Tudui(nn.Module):
   def __init__(self, in_channels=3, fc_in=1024):
     super().__init__()
     self.model1 = nn.Sequential(
-        nn.Conv2d(in_channels, 32, 5, padding=2), nn.MaxPool2d(2),
-        nn.Conv2d(32, 32, 5, padding=2), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 5, padding=2), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(fc_in, 64), nn.Linear(64, 10))
+      nn.Conv2d(in_channels, 32, 5, padding=2),
+      nn.MaxPool2d(2),
+      nn.Conv2d(32, 32, 5, padding=2),
+      nn.MaxPool2d(2),
+      nn.Conv2d(32, 64, 5, padding=2),
+      nn.MaxPool2d(2),
+      nn.Flatten(),
+      nn.Linear(fc_in, 64),
+      nn.Linear(64, 10),
+    )
 
   def forward(self, x):
     return self.model1(x)

@@ -27,7 +27,7 @@ def assert_close(actual, expected, *, rtol=RTOL, atol=ATOL, what=""):
   finite = np.isfinite(expected)
   scale = max(1.0, float(np.max(np.abs(expected[finite]), initial=0.0)))
   np.testing.assert_allclose(
-      actual, expected, rtol=rtol, atol=atol * scale, equal_nan=True, err_msg=what
+    actual, expected, rtol=rtol, atol=atol * scale, equal_nan=True, err_msg=what
   )
 
 
@@ -39,14 +39,14 @@ def to_torch(x, requires_grad=False):
 
 
 def compare_with_torch(
-    jax_fn: Callable,
-    torch_fn: Callable,
-    args: Sequence[np.ndarray],
-    *,
-    grad_argnums: Sequence[int] = (0,),
-    rtol: float = RTOL,
-    atol: float = ATOL,
-    seed: int = 0,
+  jax_fn: Callable,
+  torch_fn: Callable,
+  args: Sequence[np.ndarray],
+  *,
+  grad_argnums: Sequence[int] = (0,),
+  rtol: float = RTOL,
+  atol: float = ATOL,
+  seed: int = 0,
 ):
   """Checks value and vector-Jacobian products of ``jax_fn`` against ``torch_fn``.
 
@@ -63,16 +63,16 @@ def compare_with_torch(
   t_out = torch_fn(*targs)
   rng = np.random.default_rng(seed)
   cot = (
-      np.ones(t_out.shape, np.float32)
-      if t_out.ndim == 0
-      else rng.standard_normal(t_out.shape).astype(np.float32)
+    np.ones(t_out.shape, np.float32)
+    if t_out.ndim == 0
+    else rng.standard_normal(t_out.shape).astype(np.float32)
   )
   t_grads = []
   if grad_argnums:
     t_grads = torch.autograd.grad(
-        (t_out.float() * torch.from_numpy(cot)).sum(),
-        [targs[i] for i in grad_argnums],
-        allow_unused=True,
+      (t_out.float() * torch.from_numpy(cot)).sum(),
+      [targs[i] for i in grad_argnums],
+      allow_unused=True,
     )
 
   def value_and_vjp(jargs, cot):
@@ -90,7 +90,7 @@ def compare_with_torch(
 
   t_val = t_out.detach().float().numpy()
   assert str(j_out.dtype) == str(t_out.dtype).removeprefix("torch."), (
-      f"result dtype {j_out.dtype} != torch {t_out.dtype}"
+    f"result dtype {j_out.dtype} != torch {t_out.dtype}"
   )
   assert_close(j_out, t_val, rtol=rtol, atol=atol, what="value")
   for i, jg, tg in zip(grad_argnums, j_grads, t_grads):

@@ -33,10 +33,16 @@ class _Tudui(torch.nn.Module):
   def __init__(self):
     super().__init__()
     self.model1 = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 32, 5, padding=2), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(32, 32, 5, padding=2), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(32, 64, 5, padding=2), torch.nn.MaxPool2d(2),
-        torch.nn.Flatten(), torch.nn.Linear(64, 64), torch.nn.Linear(64, 10))
+      torch.nn.Conv2d(3, 32, 5, padding=2),
+      torch.nn.MaxPool2d(2),
+      torch.nn.Conv2d(32, 32, 5, padding=2),
+      torch.nn.MaxPool2d(2),
+      torch.nn.Conv2d(32, 64, 5, padding=2),
+      torch.nn.MaxPool2d(2),
+      torch.nn.Flatten(),
+      torch.nn.Linear(64, 64),
+      torch.nn.Linear(64, 10),
+    )
 
   def forward(self, x):
     return self.model1(x)
@@ -47,7 +53,11 @@ class _MLP(torch.nn.Module):
 
   def __init__(self):
     super().__init__()
-    self.hidden, self.act, self.output = torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10)
+    self.hidden, self.act, self.output = (
+      torch.nn.Linear(784, 256),
+      torch.nn.ReLU(),
+      torch.nn.Linear(256, 10),
+    )
 
   def forward(self, x):
     return self.output(self.act(self.hidden(x)))
@@ -68,8 +78,9 @@ def test_cnn_logits_are_torch_autocasts_to_one_bf16_ulp():
   x = rng.random((16, 8, 8, 3), np.float32)
   torch.manual_seed(0)
   net = _Tudui()
-  model = interop.from_torch_state_dict(models.CNN(in_channels=3, image_size=8, rngs=nnx.Rngs(0)),
-                                        net.state_dict())
+  model = interop.from_torch_state_dict(
+    models.CNN(in_channels=3, image_size=8, rngs=nnx.Rngs(0)), net.state_dict()
+  )
   with torch.autocast("cpu", dtype=torch.bfloat16):
     expected = net(torch.from_numpy(x).permute(0, 3, 1, 2))
   _, params, _, logits = _forward(model, x, "bf16")
@@ -102,8 +113,9 @@ def test_mlp_loss_and_gradients_match_torch_autocast():
   for name, p in net.named_parameters():
     assert got[name].dtype == torch.float32  # float32 gradients of float32 parameters
     scale = float(p.grad.abs().max())
-    np.testing.assert_allclose(got[name].numpy(), p.grad.numpy(), rtol=0, atol=0.02 * scale,
-                               err_msg=name)
+    np.testing.assert_allclose(
+      got[name].numpy(), p.grad.numpy(), rtol=0, atol=0.02 * scale, err_msg=name
+    )
 
 
 def _cnn_step(precision, optimizer=None):
@@ -111,22 +123,27 @@ def _cnn_step(precision, optimizer=None):
   opt = optimizer or optim.sgd(0.05, momentum=0.9)
   step = make_train_step(model, L.cross_entropy, opt, precision=precision, image_max=255)
   rng = np.random.default_rng(0)
-  batch = (rng.integers(0, 256, (16, 8, 8, 3)).astype(np.uint8), rng.integers(0, 10, 16).astype(np.int32))
+  batch = (
+    rng.integers(0, 256, (16, 8, 8, 3)).astype(np.uint8),
+    rng.integers(0, 10, 16).astype(np.int32),
+  )
   return step, create_train_state(model, opt), batch
 
 
 @pytest.mark.parametrize("platform", ["cuda", "tpu"])
 @pytest.mark.parametrize("precision,low", [("bf16", "bf16"), ("fp16", "f16")])
 def test_accelerators_run_convolutions_and_matmuls_low_and_the_loss_float32(
-    precision, low, platform):
+  precision, low, platform
+):
   # torch.autocast's lists: conv and linear in the low precision, softmax / log-softmax
   # (the loss's exp and sums) in float32. (The CPU program computes the same roundings
   # with float32 arithmetic, as XLA:CPU does for every low-precision convolution: see
   # ops._with_bias; its values are compared with torch's above.)
   step, state, batch = _cnn_step(precision)
   text = step.trace(state, batch).lower(lowering_platforms=(platform,)).as_text()
-  heavy = [line for line in text.splitlines()
-           if re.search(r"stablehlo\.(convolution|dot_general)", line)]
+  heavy = [
+    line for line in text.splitlines() if re.search(r"stablehlo\.(convolution|dot_general)", line)
+  ]
   assert len(heavy) == 8 + 6  # the convolutions of test_train_step, 2 linear layers x 3
   for line in heavy:
     types = line.split(" : ")[-1]
@@ -140,7 +157,9 @@ def test_parameters_optimizer_state_and_loss_stay_float32(precision):
   step, state, batch = _cnn_step(precision)
   state, metrics = step(state, batch)
   assert {x.dtype for x in jax.tree.leaves((state.params, state.opt_state))} <= {
-      jnp.dtype(jnp.float32), jnp.dtype(jnp.int32)}
+    jnp.dtype(jnp.float32),
+    jnp.dtype(jnp.int32),
+  }
   assert metrics["loss"].dtype == jnp.float32 and np.isfinite(float(metrics["loss"]))
 
 
@@ -171,8 +190,10 @@ def test_fp16_step_scales_the_loss_and_skips_overflowing_updates():
     skipped.append(int(metrics["scaler_skipped"]))
   assert skipped[-1] == 0 and float(metrics["loss"]) > 0  # an update applied at last
   assert float(optim.loss_scale(state.opt_state)) == 2.0 ** (40 - len(skipped) + 1)
-  moved = [not np.array_equal(a, np.asarray(b))
-           for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(state.params))]
+  moved = [
+    not np.array_equal(a, np.asarray(b))
+    for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(state.params))
+  ]
   assert all(moved)
 
 
@@ -184,5 +205,7 @@ def test_fp16_recipe_trains_with_a_grad_scaler():
 
 
 def test_unknown_precision_names_the_choices():
-  with pytest.raises(ValueError, match="precision='fp8' is not valid; expected one of float32, bf16, fp16"):
+  with pytest.raises(
+    ValueError, match="precision='fp8' is not valid; expected one of float32, bf16, fp16"
+  ):
     make_train_step(models.MLP(rngs=nnx.Rngs(0)), L.cross_entropy, optim.sgd(0.1), precision="fp8")

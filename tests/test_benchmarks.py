@@ -14,8 +14,9 @@ import time
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "benchmarks"))
+sys.path.insert(
+  0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+)
 
 import bench_losses  # noqa: E402
 import bench_train  # noqa: E402
@@ -43,8 +44,9 @@ class _Counter:
 def test_time_calls_waits_once_per_window_and_reports_seconds_per_call():
   fast, slow = _Counter(0.0005), _Counter(0.002)
   repeats = 3
-  times = bench_losses.time_calls({"fast": (fast.call, fast.wait), "slow": (slow.call, slow.wait)},
-                                  min_time=0.06, repeats=repeats)
+  times = bench_losses.time_calls(
+    {"fast": (fast.call, fast.wait), "slow": (slow.call, slow.wait)}, min_time=0.06, repeats=repeats
+  )
   # time.sleep never returns early; 10x covers a busy machine.
   assert 0.0005 <= times["fast"] < 0.005
   assert 0.002 <= times["slow"] < 0.02
@@ -58,10 +60,26 @@ def test_time_calls_waits_once_per_window_and_reports_seconds_per_call():
 
 def test_loss_markdown_reports_back_to_back_and_waited_ratios():
   rows = [
-      dict(size="notes", loss="mse_loss", torch_us=20.0, jax_us=10.0, jax_waited_us=40.0,
-           ratio=2.0, waited_ratio=0.5, compile_ms=50.0),
-      dict(size="large", loss="l1_loss", torch_us=30.0, jax_us=60.0, jax_waited_us=20.0,
-           ratio=0.5, waited_ratio=1.5, compile_ms=60.0),
+    dict(
+      size="notes",
+      loss="mse_loss",
+      torch_us=20.0,
+      jax_us=10.0,
+      jax_waited_us=40.0,
+      ratio=2.0,
+      waited_ratio=0.5,
+      compile_ms=50.0,
+    ),
+    dict(
+      size="large",
+      loss="l1_loss",
+      torch_us=30.0,
+      jax_us=60.0,
+      jax_waited_us=20.0,
+      ratio=0.5,
+      waited_ratio=1.5,
+      compile_ms=60.0,
+    ),
   ]
   text = bench_losses.markdown(rows, ("0.10", "0.20"))
   assert "| notes | mse_loss | 20.0 | 10.0 | 2.00 | 40.0 | 0.50 | 50 |" in text
@@ -73,21 +91,37 @@ def test_loss_markdown_reports_back_to_back_and_waited_ratios():
 
 
 def test_pinned_loss_table_has_its_own_section_after_the_default_one(tmp_path):
-  rows = [dict(size="notes", loss="mse_loss", torch_us=20.0, jax_us=10.0, jax_waited_us=40.0,
-               ratio=2.0, waited_ratio=0.5, compile_ms=50.0)]
+  rows = [
+    dict(
+      size="notes",
+      loss="mse_loss",
+      torch_us=20.0,
+      jax_us=10.0,
+      jax_waited_us=40.0,
+      ratio=2.0,
+      waited_ratio=0.5,
+      compile_ms=50.0,
+    )
+  ]
   path = tmp_path / "RESULTS.md"
-  path.write_text("# Benchmark results\n\n" + bench_losses.HEADER + " (old)\n\nold table\n\n"
-                  "## Training throughput\n\ntraining table\n")
+  path.write_text(
+    "# Benchmark results\n\n" + bench_losses.HEADER + " (old)\n\nold table\n\n"
+    "## Training throughput\n\ntraining table\n"
+  )
   pinned = bench_losses.markdown(rows, ("0.1", "0.2"), cpus=1, pinned="Pinned to CPU 0 of 2.")
   assert pinned.startswith(bench_losses.header(1) + " (")
   assert "Pinned to CPU 0 of 2." in pinned
   for _ in range(2):  # written twice: the second run replaces the first
-    results.write_results(pinned, header=bench_losses.header(1), path=str(path),
-                          after=bench_losses.HEADER)
+    results.write_results(
+      pinned, header=bench_losses.header(1), path=str(path), after=bench_losses.HEADER
+    )
   text = path.read_text()
   assert text.count(bench_losses.header(1)) == 1
-  assert (text.index(bench_losses.HEADER) < text.index(bench_losses.header(1))
-          < text.index("## Training throughput"))
+  assert (
+    text.index(bench_losses.HEADER)
+    < text.index(bench_losses.header(1))
+    < text.index("## Training throughput")
+  )
   assert "old table" in text and "training table" in text
   assert "\n\n" + bench_losses.header(1) in text and "\n\n## Training throughput" in text
 
@@ -97,8 +131,9 @@ def test_cpus_pins_xla_and_torch_to_one_thread():
   # XLA gives no kernel a partition of the work (`outer_dimension_partitions`), which it
   # does for an exp over 1024 x 100 when it has a thread pool of 2 or more.
   script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts", "pinned_cpus.py")
-  out = subprocess.run([sys.executable, script, BENCHMARKS], capture_output=True, text=True,
-                       timeout=120, check=True).stdout.split(maxsplit=3)
+  out = subprocess.run(
+    [sys.executable, script, BENCHMARKS], capture_output=True, text=True, timeout=120, check=True
+  ).stdout.split(maxsplit=3)
   assert out[:3] == ["1", "1", "False"]
   assert "XLA's thread pool has 1 thread, torch 1." in out[3]
 
@@ -123,19 +158,25 @@ def _fake_child(results):
 
 
 def _result(sps, peak=400.0, base=300.0):
-  return dict(sps=sps, first=0.5, device="cpu", peak_rss_mib=peak, baseline_rss_mib=base,
-              baseline_maxrss_mib=base)
+  return dict(
+    sps=sps,
+    first=0.5,
+    device="cpu",
+    peak_rss_mib=peak,
+    baseline_rss_mib=base,
+    baseline_maxrss_mib=base,
+  )
 
 
 def test_rounds_take_the_median_of_per_round_ratios(monkeypatch, capsys):
   # torch eager slows down in round 2; the per-round ratios are 2, 2 and 1.5.
   results = {
-      ("torch", 1): _result([100.0, 100.0, 100.0]),
-      ("torch", 2): _result([50.0, 40.0, 60.0]),
-      ("torch", 3): _result([100.0]),
-      ("jax-step", 1): _result([200.0, 190.0, 210.0], peak=500.0),
-      ("jax-step", 2): _result([100.0], peak=650.0, base=320.0),
-      ("jax-step", 3): _result([150.0], peak=450.0),
+    ("torch", 1): _result([100.0, 100.0, 100.0]),
+    ("torch", 2): _result([50.0, 40.0, 60.0]),
+    ("torch", 3): _result([100.0]),
+    ("jax-step", 1): _result([200.0, 190.0, 210.0], peak=500.0),
+    ("jax-step", 2): _result([100.0], peak=650.0, base=320.0),
+    ("jax-step", 3): _result([150.0], peak=450.0),
   }
   monkeypatch.setattr(bench_train, "run_child", _fake_child(results))
   rows = bench_train.run(["mlp"], ["torch", "jax-step"], steps=8, repeat=3, timeout=10, rounds=3)
@@ -150,17 +191,19 @@ def test_rounds_take_the_median_of_per_round_ratios(monkeypatch, capsys):
   assert (jax_row["peak_rss_mib"], jax_row["baseline_rss_mib"]) == (650.0, 320.0)
   text = bench_train.markdown(rows, 8, 3, "cmd", rounds=3)
   assert "3 times: the contenders of a model took turns" in text
-  assert "| mlp (256) | jaxtrain per-step | cpu | 150.0 (100.0-210.0) | 38400 | 0.50 | 650 | 330 |" \
-      " 2.00x |" in text
+  assert (
+    "| mlp (256) | jaxtrain per-step | cpu | 150.0 (100.0-210.0) | 38400 | 0.50 | 650 | 330 |"
+    " 2.00x |" in text
+  )
   assert "round 2/3 mlp torch: 50.0 steps/s" in capsys.readouterr().out
 
 
 def test_a_failed_round_fails_the_row(monkeypatch):
   results = {
-      ("torch", 1): _result([100.0]),
-      ("torch", 2): _result([100.0]),
-      ("jax-scan", 1): _result([200.0]),
-      ("jax-scan", 2): dict(error="timed out after 10 s"),
+    ("torch", 1): _result([100.0]),
+    ("torch", 2): _result([100.0]),
+    ("jax-scan", 1): _result([200.0]),
+    ("jax-scan", 2): dict(error="timed out after 10 s"),
   }
   monkeypatch.setattr(bench_train, "run_child", _fake_child(results))
   rows = bench_train.run(["cnn"], ["torch", "jax-scan"], steps=8, repeat=1, timeout=10, rounds=2)
@@ -182,19 +225,31 @@ def test_gpu_check_tiny_mode_runs_every_part_and_records_its_section(tmp_path):
   copy.write_text("# Benchmark results\n\n## Training throughput: x\n\ntable\n\n## Later\n")
   env = {**os.environ, "PYTHONPATH": os.path.dirname(BENCHMARKS)}
   script = os.path.join(BENCHMARKS, "gpu_check.py")
-  run = subprocess.run([sys.executable, script, "--tiny", "--save", str(saved)], env=env,
-                       capture_output=True, text=True, timeout=600)
+  run = subprocess.run(
+    [sys.executable, script, "--tiny", "--save", str(saved)],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert run.returncode == 0, run.stderr[-2000:]
   section = saved.read_text()
   assert section.startswith("## GPU check (tiny CPU mode)")
-  rel = float(section.split("largest difference relative to each gradient's scale ")[1].split(";")[0])
+  rel = float(
+    section.split("largest difference relative to each gradient's scale ")[1].split(";")[0]
+  )
   assert rel < 1e-5  # the CPU forms against the plain lax program, float32
   rows = [line for line in section.splitlines() if line.startswith(("| float32 |", "| bf16 |"))]
   assert len(rows) == 2 * 3 * 3 and not [r for r in rows if "failed" in r], rows
   assert "| per-step | 2 |" in section and "| scan-epoch | 2 |" in section
   assert "goal 3x" in section and "not measured (2 epochs only)" in section
-  record = subprocess.run([sys.executable, script, "--record", str(saved), "--results", str(copy)],
-                          env=env, capture_output=True, text=True, timeout=120)
+  record = subprocess.run(
+    [sys.executable, script, "--record", str(saved), "--results", str(copy)],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert record.returncode == 0, record.stderr
   text = copy.read_text()
   assert text.index("## Training throughput") < text.index("## GPU check") < text.index("## Later")

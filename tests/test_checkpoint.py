@@ -19,15 +19,17 @@ from jaxtrain.checkpoint import Checkpointer, read_meta
 from jaxtrain.train_step import create_train_state, make_train_step
 
 OPTIMIZERS = {
-    "sgd_momentum": lambda: optim.sgd(0.05, momentum=0.9),
-    "adam_step_lr": lambda: optim.adam(optim.step_lr(1e-3, 5, 0.1, steps_per_epoch=3)),
+  "sgd_momentum": lambda: optim.sgd(0.05, momentum=0.9),
+  "adam_step_lr": lambda: optim.adam(optim.step_lr(1e-3, 5, 0.1, steps_per_epoch=3)),
 }
 
 
 def _batches(n, seed=0):
   rng = np.random.default_rng(seed)
-  return [(rng.uniform(size=(8, 8, 8, 1)).astype(np.float32),
-           rng.integers(0, 10, 8).astype(np.int32)) for _ in range(n)]
+  return [
+    (rng.uniform(size=(8, 8, 8, 1)).astype(np.float32), rng.integers(0, 10, 8).astype(np.int32))
+    for _ in range(n)
+  ]
 
 
 def _setup(name):
@@ -59,8 +61,12 @@ def _assert_identical(a, b):
 def test_round_trip_is_bit_identical(tmp_path, name):
   model, optimizer, step = _setup(name)
   state = _train(step, create_train_state(model, optimizer), _batches(4))
-  meta = {"config": {"lr": 0.05, "betas": [0.9, 0.999]}, "epoch": 1, "seed": 0,
-          "metrics": {"test_acc": 0.5}}
+  meta = {
+    "config": {"lr": 0.05, "betas": [0.9, 0.999]},
+    "epoch": 1,
+    "seed": 0,
+    "metrics": {"test_acc": 0.5},
+  }
   with Checkpointer(tmp_path / "run") as ckpt:
     ckpt.save(1, state, meta)
     # `like` may be a fresh state of the same structure; its values do not matter.
@@ -190,9 +196,14 @@ def test_evaluate_reproduces_the_runs_test_accuracy(digits_run, capsys):
   assert out.endswith(" examples)") and len(out.splitlines()) == 1
 
 
-@pytest.mark.parametrize("args", [["--checkpoint", "{tmp}/nowhere"],
-                                  ["--checkpoint", "{tmp}"],
-                                  ["--checkpoint", "{run}", "--epoch", "7"]])
+@pytest.mark.parametrize(
+  "args",
+  [
+    ["--checkpoint", "{tmp}/nowhere"],
+    ["--checkpoint", "{tmp}"],
+    ["--checkpoint", "{run}", "--epoch", "7"],
+  ],
+)
 def test_evaluate_bad_input_exits_2_with_one_line(tmp_path, digits_run, capsys, args):
   args = [a.format(tmp=tmp_path, run=digits_run[0]) for a in args]
   assert evaluate.main(args) == 2
@@ -206,12 +217,16 @@ def test_evaluate_bad_input_exits_2_with_one_line(tmp_path, digits_run, capsys, 
 def test_evaluate_cli_stderr_is_one_line(digits_run):
   # A real process: orbax's absl warnings would reach stderr here, unlike under pytest.
   proc = subprocess.run(
-      [sys.executable, "-m", "jaxtrain.evaluate", "--checkpoint", str(digits_run[0]),
-       "--epoch", "9"], capture_output=True, text=True, timeout=60,
+    [sys.executable, "-m", "jaxtrain.evaluate", "--checkpoint", str(digits_run[0]), "--epoch", "9"],
+    capture_output=True,
+    text=True,
+    timeout=60,
   )
   assert proc.returncode == 2 and proc.stdout == ""
-  assert proc.stderr == (f"python -m jaxtrain.evaluate: error: no checkpoint for epoch 9 in "
-                         f"{digits_run[0]}; saved epochs: 1\n")
+  assert proc.stderr == (
+    f"python -m jaxtrain.evaluate: error: no checkpoint for epoch 9 in "
+    f"{digits_run[0]}; saved epochs: 1\n"
+  )
 
 
 def test_evaluate_help_shows_defaults(capsys):
@@ -225,8 +240,9 @@ def test_evaluate_help_shows_defaults(capsys):
 
 
 def test_saved_config_restores_tuples_and_drops_what_does_not_apply():
-  config = loop.Config(optimizer="adam", schedule="multistep", milestones=(3, 6),
-                       betas=(0.8, 0.9)).resolved()
+  config = loop.Config(
+    optimizer="adam", schedule="multistep", milestones=(3, 6), betas=(0.8, 0.9)
+  ).resolved()
   saved = json.loads(json.dumps(config.to_dict()))  # as a run's config.json holds it
   saved["removed_field"] = 1  # a key an older jaxtrain wrote
   saved["momentum"] = 0.9  # older versions saved every option, whatever the optimizer

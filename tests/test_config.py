@@ -11,8 +11,13 @@ import torch
 from jaxtrain import choices, train
 from jaxtrain.config import Config
 
-TORCH_OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
-                    "rmsprop": torch.optim.RMSprop, "adagrad": torch.optim.Adagrad}
+TORCH_OPTIMIZERS = {
+  "sgd": torch.optim.SGD,
+  "adam": torch.optim.Adam,
+  "adamw": torch.optim.AdamW,
+  "rmsprop": torch.optim.RMSprop,
+  "adagrad": torch.optim.Adagrad,
+}
 
 
 @pytest.mark.parametrize("name", sorted(TORCH_OPTIMIZERS))
@@ -36,16 +41,27 @@ def test_adamw_is_not_adam():
   assert Config(optimizer="adam").resolved().weight_decay == 0.0
 
 
-@pytest.mark.parametrize("argv,fragment", [
-    (["--betas", "0.8", "0.9"], "--betas applies to --optimizer adam, adamw, not to this run's "
-                                "--optimizer sgd"),
-    (["--optimizer", "adam", "--momentum", "0.5"],
-     "--momentum applies to --optimizer sgd, rmsprop, not to this run's --optimizer adam"),
-    (["--milestones", "3", "6"], "--milestones applies to --schedule multistep, not to this "
-                                 "run's --schedule step"),
-    (["--schedule", "none", "--gamma", "0.5"], "--gamma applies to --schedule step, multistep, "
-                                                "exponential"),
-])
+@pytest.mark.parametrize(
+  "argv,fragment",
+  [
+    (
+      ["--betas", "0.8", "0.9"],
+      "--betas applies to --optimizer adam, adamw, not to this run's --optimizer sgd",
+    ),
+    (
+      ["--optimizer", "adam", "--momentum", "0.5"],
+      "--momentum applies to --optimizer sgd, rmsprop, not to this run's --optimizer adam",
+    ),
+    (
+      ["--milestones", "3", "6"],
+      "--milestones applies to --schedule multistep, not to this run's --schedule step",
+    ),
+    (
+      ["--schedule", "none", "--gamma", "0.5"],
+      "--gamma applies to --schedule step, multistep, exponential",
+    ),
+  ],
+)
 def test_an_option_the_choice_does_not_take_is_an_error(argv, fragment, capsys, tmp_path):
   assert train.main(argv + ["--out", str(tmp_path / "run")]) == 2
   err = capsys.readouterr().err
@@ -54,11 +70,16 @@ def test_an_option_the_choice_does_not_take_is_an_error(argv, fragment, capsys, 
 
 def test_toml_keys_are_the_flags_names(tmp_path):
   path = tmp_path / "run.toml"
-  path.write_text('out = "runs/a"\nbatch-size = 32\neval-batch-size = 100\nt-max = 7\n'
-                  'schedule = "cosine"\n')
+  path.write_text(
+    'out = "runs/a"\nbatch-size = 32\neval-batch-size = 100\nt-max = 7\nschedule = "cosine"\n'
+  )
   config, _ = train.config_from_args(["--config", str(path)])
   assert (config.out_dir, config.batch_size, config.eval_batch_size, config.t_max) == (
-      "runs/a", 32, 100, 7)
+    "runs/a",
+    32,
+    100,
+    7,
+  )
   # Files written for older versions, with the fields' names, still load.
   old = tmp_path / "old.toml"
   old.write_text('out_dir = "runs/b"\nbatch_size = 16\n')
@@ -80,10 +101,15 @@ def test_every_option_is_a_flag_a_key_and_checked():
 
 
 def test_unknown_names_list_the_choices():
-  for field, registry in (("model", choices.MODELS), ("loss", choices.LOSSES),
-                          ("optimizer", choices.OPTIMIZERS), ("schedule", choices.SCHEDULES)):
-    with pytest.raises(ValueError, match=f"{field}='nope' is not valid; expected one of "
-                                         f"{', '.join(registry)}"):
+  for field, registry in (
+    ("model", choices.MODELS),
+    ("loss", choices.LOSSES),
+    ("optimizer", choices.OPTIMIZERS),
+    ("schedule", choices.SCHEDULES),
+  ):
+    with pytest.raises(
+      ValueError, match=f"{field}='nope' is not valid; expected one of {', '.join(registry)}"
+    ):
       dataclasses.replace(Config(), **{field: "nope"}).resolved().validate()
 
 
@@ -91,5 +117,7 @@ def test_fit_validates_the_config_naming_the_field():
   # Config used from python (notebooks), without the CLI.
   from jaxtrain import loop
 
-  with pytest.raises(ValueError, match="nan_policy='never' is not valid; expected one of stop, skip"):
+  with pytest.raises(
+    ValueError, match="nan_policy='never' is not valid; expected one of stop, skip"
+  ):
     loop.fit(Config(nan_policy="never"))

@@ -22,9 +22,9 @@ from jaxtrain import data
 from jaxtrain.data import tfds_source
 
 TFDS_SHAPES = {  # tfds' catalog: mnist and fashion_mnist 28x28 gray, cifar10 32x32 RGB
-    "mnist": (28, 28, 1),
-    "fashion_mnist": (28, 28, 1),
-    "cifar10": (32, 32, 3),
+  "mnist": (28, 28, 1),
+  "fashion_mnist": (28, 28, 1),
+  "cifar10": (32, 32, 3),
 }
 
 
@@ -80,10 +80,15 @@ class JaxtrainTinyImages(tfds.core.GeneratorBasedBuilder):
   VERSION = tfds.core.Version("1.0.0")
 
   def _info(self):
-    return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
-        "image": tfds.features.Tensor(shape=(4, 4, 1), dtype=np.uint8),
-        "label": tfds.features.ClassLabel(num_classes=3),
-    }))
+    return tfds.core.DatasetInfo(
+      builder=self,
+      features=tfds.features.FeaturesDict(
+        {
+          "image": tfds.features.Tensor(shape=(4, 4, 1), dtype=np.uint8),
+          "label": tfds.features.ClassLabel(num_classes=3),
+        }
+      ),
+    )
 
   def _split_generators(self, dl_manager):
     del dl_manager
@@ -105,10 +110,12 @@ def test_tfds_real_array_record(tiny_data_dir, monkeypatch):
   # Chunks of 16 over 50 examples: three full batched reads and a partial one.
   monkeypatch.setattr(tfds_source, "READ_CHUNK", 16)
   reads = []
+
   def spy(source, keys, batched):
     examples, batched = read_chunk(source, keys, batched)
     reads.append((len(keys), batched))
     return examples, batched
+
   read_chunk = tfds_source._read_chunk
   monkeypatch.setattr(tfds_source, "_read_chunk", spy)
   ds = data.load_tfds_dataset("jaxtrain_tiny_images", data_dir=tiny_data_dir)
@@ -125,8 +132,9 @@ def test_tfds_real_array_record(tiny_data_dir, monkeypatch):
     assert sorted(index) == list(range(n))
     assert (pixel == pixel[:, :1, :1, :1]).all()
     np.testing.assert_array_equal(split.labels, index % 3)
-    np.testing.assert_array_equal(data.to_float(split.images, 255)[:, 0, 0, 0],
-                                  np.float32(200 + index) / 255)
+    np.testing.assert_array_equal(
+      data.to_float(split.images, 255)[:, 0, 0, 0], np.float32(200 + index) / 255
+    )
 
 
 def test_tfds_prepared_as_tfrecord_is_reported(tiny_data_dir, tmp_path):
@@ -192,13 +200,17 @@ def test_digits_shapes_and_range(digits):
 
 def test_digits_is_a_stratified_partition(digits):
   from sklearn.datasets import load_digits
+
   x, y = load_digits(return_X_y=True)
   # Every original image appears exactly once across the two splits, with its label.
   # The 1,797 (pixels, label) rows of load_digits are distinct, so comparing the
   # sorted unique rows (and the counts) compares the two collections.
-  ours = np.column_stack([
+  ours = np.column_stack(
+    [
       np.concatenate([digits.train.images, digits.test.images]).reshape(-1, 64),
-      np.concatenate([digits.train.labels, digits.test.labels])])
+      np.concatenate([digits.train.labels, digits.test.labels]),
+    ]
+  )
   theirs = np.column_stack([x, y])
   assert len(ours) == len(theirs) == len(np.unique(theirs, axis=0)) == 1797
   np.testing.assert_array_equal(np.unique(ours, axis=0), np.unique(theirs, axis=0))
@@ -238,9 +250,11 @@ def test_synthetic_shapes_and_determinism():
 def test_synthetic_is_learnable():
   ds = data.synthetic(2000, 500, (8, 8, 1), 10, seed=0)
   assert np.bincount(ds.train.labels, minlength=10).min() > 100  # every class present
+
   # A least-squares linear classifier fit on train beats chance (0.1) by far on test.
   def features(split):
     return np.column_stack([split.images.reshape(len(split), -1), np.ones(len(split))])
+
   w, *_ = np.linalg.lstsq(features(ds.train), np.eye(10)[ds.train.labels], rcond=None)
   accuracy = np.mean(np.argmax(features(ds.test) @ w, axis=1) == ds.test.labels)
   assert accuracy > 0.5, accuracy
@@ -252,8 +266,9 @@ def test_load_dataset_synthetic_defaults():
   assert len(ds.train) == 8192 and len(ds.test) == 2048
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"num_train": 0}, {"num_classes": 1}, {"image_shape": (8, 8)}, {"seed": -1}])
+@pytest.mark.parametrize(
+  "kwargs", [{"num_train": 0}, {"num_classes": 1}, {"image_shape": (8, 8)}, {"seed": -1}]
+)
 def test_synthetic_bad_arguments(kwargs):
   with pytest.raises(ValueError, match=next(iter(kwargs))):
     data.synthetic(**{"num_train": 10, "num_test": 10, **kwargs})
@@ -275,7 +290,9 @@ def test_split_checks():
     data.Dataset("x", data.Split(images, labels), data.Split(images, labels), 2, (2, 3, 1))
   with pytest.raises(ValueError, match=r"max_value must .* in \[1, 255\].*got max_value=None"):
     data.Split(pixels, labels)
-  with pytest.raises(ValueError, match="max_value=255 scales uint8 pixels; these images are float32"):
+  with pytest.raises(
+    ValueError, match="max_value=255 scales uint8 pixels; these images are float32"
+  ):
     data.Split(images, labels, 255)
   with pytest.raises(ValueError, match="disagree on max_value: train 255, test 16"):
     data.Dataset("x", data.Split(pixels, labels, 255), data.Split(pixels, labels, 16), 2, (2, 2, 1))
@@ -295,8 +312,9 @@ def test_to_float_needs_max_value_for_pixels():
 
 def indexed_split(n: int) -> data.Split:
   """A split whose image i and label i both hold i, to follow examples through batches."""
-  return data.Split(np.arange(n, dtype=np.float32).reshape(n, 1, 1, 1),
-                    np.arange(n, dtype=np.int32))
+  return data.Split(
+    np.arange(n, dtype=np.float32).reshape(n, 1, 1, 1), np.arange(n, dtype=np.int32)
+  )
 
 
 def seen(batches) -> list[np.ndarray]:
@@ -308,25 +326,33 @@ def seen(batches) -> list[np.ndarray]:
   return out
 
 
-@pytest.mark.parametrize("n,batch_size,drop_last", [
-    (10, 3, True), (10, 3, False), (10, 5, True), (10, 5, False), (10, 10, True),
-    (7, 1, False), (10, 64, False)])
+@pytest.mark.parametrize(
+  "n,batch_size,drop_last",
+  [
+    (10, 3, True),
+    (10, 3, False),
+    (10, 5, True),
+    (10, 5, False),
+    (10, 10, True),
+    (7, 1, False),
+    (10, 64, False),
+  ],
+)
 def test_len_matches_torch_dataloader(n, batch_size, drop_last):
   loader = torch.utils.data.DataLoader(range(n), batch_size=batch_size, drop_last=drop_last)
   expected_sizes = [len(b) for b in loader]  # torch 2.13.0 DataLoader, the oracle
   assert data.num_batches(n, batch_size, drop_last) == len(loader)
-  got = data.batches(indexed_split(n), batch_size=batch_size, seed=0, epoch=0,
-                     drop_last=drop_last)
+  got = data.batches(indexed_split(n), batch_size=batch_size, seed=0, epoch=0, drop_last=drop_last)
   assert len(got) == len(loader)
   assert [len(b) for b in seen(got)] == expected_sizes
 
 
 def test_every_example_once_per_epoch():
-  labels = np.concatenate(seen(data.batches(indexed_split(10), batch_size=3, seed=0, epoch=4,
-                                            drop_last=False)))
+  labels = np.concatenate(
+    seen(data.batches(indexed_split(10), batch_size=3, seed=0, epoch=4, drop_last=False))
+  )
   assert sorted(labels) == list(range(10))
-  dropped = np.concatenate(seen(data.batches(indexed_split(10), batch_size=3, seed=0,
-                                             epoch=4)))
+  dropped = np.concatenate(seen(data.batches(indexed_split(10), batch_size=3, seed=0, epoch=4)))
   assert len(dropped) == 9 and len(set(dropped)) == 9
 
 
@@ -355,19 +381,23 @@ def test_drop_last_gathers_the_permutation_prefix():
 
 
 def test_no_shuffle_keeps_stored_order():
-  got = seen(data.batches(indexed_split(7), batch_size=3, seed=0, epoch=9, shuffle=False,
-                          drop_last=False))
+  got = seen(
+    data.batches(indexed_split(7), batch_size=3, seed=0, epoch=9, shuffle=False, drop_last=False)
+  )
   np.testing.assert_array_equal(np.concatenate(got), np.arange(7))
 
 
-@pytest.mark.parametrize("kwargs,match", [
+@pytest.mark.parametrize(
+  "kwargs,match",
+  [
     ({"batch_size": 0}, "batch_size"),
     ({"batch_size": -2}, "batch_size"),
     ({"batch_size": 2.5}, "batch_size"),
     ({"batch_size": 11}, "batch_size=11 is larger"),
     ({"batch_size": 2, "seed": -1}, "seed"),
     ({"batch_size": 2, "epoch": -1}, "epoch"),
-])
+  ],
+)
 def test_batches_bad_arguments(kwargs, match):
   with pytest.raises(ValueError, match=match):
     data.batches(indexed_split(10), **{"seed": 0, "epoch": 0, **kwargs})
@@ -429,9 +459,22 @@ def test_the_cli_reports_a_damaged_dataset_in_one_line(tmp_path):
   (folder / "dataset_info.json").write_text("{not json")
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   proc = subprocess.run(
-      [sys.executable, "-m", "jaxtrain.train", "--dataset", "mnist", "--data-dir",
-       str(tmp_path / "data"), "--out", str(tmp_path / "run")],
-      env={**os.environ, "PYTHONPATH": repo}, capture_output=True, text=True, timeout=300)
+    [
+      sys.executable,
+      "-m",
+      "jaxtrain.train",
+      "--dataset",
+      "mnist",
+      "--data-dir",
+      str(tmp_path / "data"),
+      "--out",
+      str(tmp_path / "run"),
+    ],
+    env={**os.environ, "PYTHONPATH": repo},
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert proc.returncode == 2, proc.stderr
   assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
   assert "dataset 'mnist'" in proc.stderr and "cannot be read" in proc.stderr

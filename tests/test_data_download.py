@@ -42,8 +42,10 @@ CIFAR10_LABELS = ("airplane automobile bird cat deer dog frog horse ship truck")
 
 def needs_tensorflow():
   if prepare._tensorflow_missing():
-    pytest.fail("preparing a dataset needs TensorFlow: pip install -e '.[test]' "
-                "(the test extra includes jaxtrain[prepare])")
+    pytest.fail(
+      "preparing a dataset needs TensorFlow: pip install -e '.[test]' "
+      "(the test extra includes jaxtrain[prepare])"
+    )
 
 
 def assert_left_empty(data_dir):
@@ -72,8 +74,10 @@ def idx_gz(path, array: np.ndarray) -> None:
 def write_mnist(server, n_train: int, n_test: int, seed: int) -> dict:
   """MNIST's four files (Fashion-MNIST has the same names and format)."""
   server.mkdir()
-  splits = {"train": examples(n_train, (28, 28), seed), "test": examples(n_test, (28, 28),
-                                                                         seed + 1)}
+  splits = {
+    "train": examples(n_train, (28, 28), seed),
+    "test": examples(n_test, (28, 28), seed + 1),
+  }
   for prefix, (images, labels) in (("train", splits["train"]), ("t10k", splits["test"])):
     idx_gz(server / f"{prefix}-images-idx3-ubyte.gz", images)  # (n, 28, 28): magic 2051
     idx_gz(server / f"{prefix}-labels-idx1-ubyte.gz", labels)  # (n,): magic 2049
@@ -90,9 +94,13 @@ def write_cifar10(server, per_batch: int, n_test: int, seed: int) -> dict:
     planes = images.transpose(0, 3, 1, 2).reshape(len(images), 3 * 1024)  # R, G, B planes
     return np.concatenate([labels[:, None], planes], axis=1).tobytes()
 
-  members = {f"data_batch_{b + 1}.bin": records(train_images[b * per_batch:(b + 1) * per_batch],
-                                                train_labels[b * per_batch:(b + 1) * per_batch])
-             for b in range(5)}
+  members = {
+    f"data_batch_{b + 1}.bin": records(
+      train_images[b * per_batch : (b + 1) * per_batch],
+      train_labels[b * per_batch : (b + 1) * per_batch],
+    )
+    for b in range(5)
+  }
   members["test_batch.bin"] = records(test_images, test_labels)
   members["batches.meta.txt"] = ("\n".join(CIFAR10_LABELS) + "\n\n").encode()
   with tarfile.open(server / "cifar-10-binary.tar.gz", "w:gz") as tar:
@@ -112,8 +120,8 @@ def local_downloads(monkeypatch):
   would also check the file against tfds' registered checksum).
   """
   import requests
-  from promise import Promise
   from etils import epath
+  from promise import Promise
   from tensorflow_datasets.core.download import download_manager
 
   fetched = []
@@ -143,11 +151,13 @@ def small_mnist(monkeypatch):
   def counts(n_train, n_test):
     monkeypatch.setattr(mnist, "_TRAIN_EXAMPLES", n_train)
     monkeypatch.setattr(mnist, "_TEST_EXAMPLES", n_test)
+
   return counts
 
 
 def registered_urls(name: str) -> list[str]:
   import tensorflow_datasets as tfds
+
   return sorted(tfds.builder(name, data_dir="/nonexistent").url_infos)
 
 
@@ -191,8 +201,15 @@ def test_mnist_download_prepares_loads_and_trains(tmp_path, local_downloads, sma
   small_mnist(40, 12)
   requested = local_downloads(tmp_path / "server")
   data_dir = tmp_path / "tfds"
-  config = loop.Config(dataset="mnist", data_dir=str(data_dir), download=True, model="mlp",
-                       epochs=1, batch_size=8, progress="quiet")
+  config = loop.Config(
+    dataset="mnist",
+    data_dir=str(data_dir),
+    download=True,
+    model="mlp",
+    epochs=1,
+    batch_size=8,
+    progress="quiet",
+  )
   _, results = loop.fit(config, log=lambda line: None)  # prepares, then trains
   assert len(results) == 1 and np.isfinite(results[0].train_loss)
   assert sorted(requested) == registered_urls("mnist")  # tfds' own four URLs, each once
@@ -202,8 +219,10 @@ def test_mnist_download_prepares_loads_and_trains(tmp_path, local_downloads, sma
   info = json.loads((data_dir / "mnist" / "3.0.1" / "dataset_info.json").read_text())
   assert info["fileFormat"] == "array_record"
   err = capsys.readouterr().err.splitlines()
-  assert f"jaxtrain: downloading mnist (11.1 MiB from storage.googleapis.com) and preparing " \
-         f"it in {data_dir / 'mnist' / '3.0.1'}" in err  # 11,594,722 bytes: tfds' checksums
+  assert (
+    f"jaxtrain: downloading mnist (11.1 MiB from storage.googleapis.com) and preparing "
+    f"it in {data_dir / 'mnist' / '3.0.1'}" in err
+  )  # 11,594,722 bytes: tfds' checksums
   assert any(line.startswith("jaxtrain: prepared mnist: ") for line in err)
   ds = data.load_dataset("mnist", data_dir=data_dir)  # download=False: read as prepared
   assert ds.image_shape == (28, 28, 1) and ds.num_classes == 10
@@ -211,8 +230,9 @@ def test_mnist_download_prepares_loads_and_trains(tmp_path, local_downloads, sma
     assert_same_examples(getattr(ds, split), *written[split])
 
 
-def test_fashion_mnist_download_shows_tfds_bars_on_a_terminal(tmp_path, local_downloads,
-                                                              small_mnist, capsys):
+def test_fashion_mnist_download_shows_tfds_bars_on_a_terminal(
+  tmp_path, local_downloads, small_mnist, capsys
+):
   needs_tensorflow()
   written = write_mnist(tmp_path / "server", 30, 10, seed=5)
   small_mnist(30, 10)
@@ -231,19 +251,36 @@ def test_fashion_mnist_download_shows_tfds_bars_on_a_terminal(tmp_path, local_do
   for split in ("train", "test"):
     assert_same_examples(getattr(ds, split), *written[split])
   # Prepared already: nothing is fetched again and no line is printed.
-  assert data.prepare_tfds_dataset("fashion_mnist", data_dir=tmp_path / "tfds",
-                                   stream=lines) == path
+  assert (
+    data.prepare_tfds_dataset("fashion_mnist", data_dir=tmp_path / "tfds", stream=lines) == path
+  )
 
 
 def test_cifar10_download_through_the_command_line(tmp_path, local_downloads, capsys):
-  # The README's command: python -m jaxtrain.train --dataset cifar10 --download.
+  # docs/data.md's command: python -m jaxtrain.train --dataset cifar10 --download.
   needs_tensorflow()
   written = write_cifar10(tmp_path / "server", per_batch=6, n_test=10, seed=2)
   requested = local_downloads(tmp_path / "server")
   data_dir = tmp_path / "tfds"
-  code = train.main(["--dataset", "cifar10", "--download", "--data-dir", str(data_dir),
-                     "--model", "mlp", "--epochs", "1", "--batch-size", "6",
-                     "--progress", "lines", "--out", str(tmp_path / "run")])
+  code = train.main(
+    [
+      "--dataset",
+      "cifar10",
+      "--download",
+      "--data-dir",
+      str(data_dir),
+      "--model",
+      "mlp",
+      "--epochs",
+      "1",
+      "--batch-size",
+      "6",
+      "--progress",
+      "lines",
+      "--out",
+      str(tmp_path / "run"),
+    ]
+  )
   captured = capsys.readouterr()
   assert code == 0, captured.err
   assert requested == registered_urls("cifar10")
@@ -251,8 +288,10 @@ def test_cifar10_download_through_the_command_line(tmp_path, local_downloads, ca
   # Not a terminal: two lines, and tfds' bars (carriage returns) are off.
   assert "\r" not in captured.err
   start, end = [line for line in captured.err.splitlines() if line.startswith("jaxtrain: ")]
-  assert start == ("jaxtrain: downloading cifar10 (162.2 MiB from www.cs.toronto.edu) and "
-                   f"preparing it in {data_dir / 'cifar10' / '3.0.2'}")  # tfds' checksums
+  assert start == (
+    "jaxtrain: downloading cifar10 (162.2 MiB from www.cs.toronto.edu) and "
+    f"preparing it in {data_dir / 'cifar10' / '3.0.2'}"
+  )  # tfds' checksums
   assert end.startswith("jaxtrain: prepared cifar10: ")
   assert sorted(os.listdir(data_dir)) == ["cifar10"]
   ds = data.load_dataset("cifar10", data_dir=data_dir)
@@ -262,11 +301,12 @@ def test_cifar10_download_through_the_command_line(tmp_path, local_downloads, ca
   # A machine without TensorFlow (a GPU box the folder was copied to) reads the same
   # arrays, and download=True does not ask for TensorFlow when the data is there.
   script = (
-      "import sys, numpy as np\n"
-      "from jaxtrain.data import load_dataset\n"
-      f"ds = load_dataset('cifar10', data_dir={str(data_dir)!r}, download=True)\n"
-      "assert 'tensorflow' not in sys.modules\n"
-      f"np.savez({str(tmp_path / 'read.npz')!r}, images=ds.train.images, labels=ds.train.labels)\n")
+    "import sys, numpy as np\n"
+    "from jaxtrain.data import load_dataset\n"
+    f"ds = load_dataset('cifar10', data_dir={str(data_dir)!r}, download=True)\n"
+    "assert 'tensorflow' not in sys.modules\n"
+    f"np.savez({str(tmp_path / 'read.npz')!r}, images=ds.train.images, labels=ds.train.labels)\n"
+  )
   run_without_tensorflow(script, tmp_path)
   read = np.load(tmp_path / "read.npz")
   np.testing.assert_array_equal(read["images"], ds.train.images)
@@ -281,8 +321,9 @@ def test_failed_preparation_leaves_nothing(tmp_path, local_downloads):
   # fails after it has written the training split.
   with tarfile.open(server / "cifar-10-binary.tar.gz") as tar:
     members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
-  members["cifar-10-batches-bin/test_batch.bin"] = \
-      members["cifar-10-batches-bin/test_batch.bin"][:-100]
+  members["cifar-10-batches-bin/test_batch.bin"] = members["cifar-10-batches-bin/test_batch.bin"][
+    :-100
+  ]
   with tarfile.open(server / "cifar-10-binary.tar.gz", "w:gz") as tar:
     for name, content in members.items():
       info = tarfile.TarInfo(name)
@@ -290,8 +331,10 @@ def test_failed_preparation_leaves_nothing(tmp_path, local_downloads):
       tar.addfile(info, io.BytesIO(content))
   local_downloads(server)
   data_dir = tmp_path / "tfds"
-  with pytest.raises(data.DatasetDownloadError, match="preparing 'cifar10' .* failed: .*"
-                     "Nothing half-prepared was kept") as info:
+  with pytest.raises(
+    data.DatasetDownloadError,
+    match="preparing 'cifar10' .* failed: .*Nothing half-prepared was kept",
+  ) as info:
     data.load_dataset("cifar10", data_dir=data_dir, download=True)
   assert "\n" not in str(info.value)
   assert_left_empty(data_dir)
@@ -320,12 +363,17 @@ def test_without_tensorflow_download_names_the_extra(name, tmp_path, monkeypatch
   # find_spec finds no TensorFlow, as where it is not installed (the test extra
   # installs it); tfds' and etils' own look-ups go through find_spec too.
   find_spec = importlib.util.find_spec
-  monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name.split(
-      ".")[0] == "tensorflow" else find_spec(name, *args))
+  monkeypatch.setattr(
+    importlib.util,
+    "find_spec",
+    lambda name, *args: None if name.split(".")[0] == "tensorflow" else find_spec(name, *args),
+  )
   data_dir = tmp_path / "tfds"
   start = time.perf_counter()
-  with pytest.raises(data.DatasetDownloadError,
-                     match=r"needs TensorFlow .* not installed: pip install 'jaxtrain\[prepare\]'"):
+  with pytest.raises(
+    data.DatasetDownloadError,
+    match=r"needs TensorFlow .* not installed: pip install 'jaxtrain\[prepare\]'",
+  ):
     data.load_dataset(name, data_dir=data_dir, download=True)
   assert time.perf_counter() - start < 10
   assert_left_empty(data_dir)
@@ -363,8 +411,9 @@ def test_offline_download_fails_fast_in_one_line(tmp_path, monkeypatch, capsys):
     data.load_dataset("mnist", data_dir=data_dir, download=True)
   assert time.perf_counter() - start < 10
   assert str(info.value).startswith(
-      "cannot download 'mnist': storage.googleapis.com does not answer (gaierror: [Errno -2] "
-      "Name or service not known). Without internet here, prepare it on a machine with")
+    "cannot download 'mnist': storage.googleapis.com does not answer (gaierror: [Errno -2] "
+    "Name or service not known). Without internet here, prepare it on a machine with"
+  )
   assert "\n" not in str(info.value)
   assert attempts == ["storage.googleapis.com"]  # one request, before tfds' threads start
   assert_left_empty(data_dir)
@@ -398,8 +447,8 @@ def test_download_retries_are_cut(monkeypatch):
 
 def test_failed_download_leaves_nothing(tmp_path, monkeypatch, local_downloads, small_mnist):
   # The host answered, then one file fails as tfds reports an HTTP error.
-  from promise import Promise
   import tensorflow_datasets as tfds
+  from promise import Promise
   from tensorflow_datasets.core.download import download_manager
 
   needs_tensorflow()  # tfds extracts the other files with it
@@ -410,8 +459,9 @@ def test_failed_download_leaves_nothing(tmp_path, monkeypatch, local_downloads, 
 
   def fetch(self, resource):
     if "t10k-labels" in resource.url:
-      return Promise.reject(tfds.download.DownloadError(
-          f"Failed to get url {resource.url}. HTTP code: 503."))
+      return Promise.reject(
+        tfds.download.DownloadError(f"Failed to get url {resource.url}. HTTP code: 503.")
+      )
     return serve(self, resource)
 
   monkeypatch.setattr(download_manager.DownloadManager, "_download", fetch)
@@ -419,9 +469,10 @@ def test_failed_download_leaves_nothing(tmp_path, monkeypatch, local_downloads, 
   with pytest.raises(data.DatasetDownloadError) as info:
     data.load_dataset("mnist", data_dir=data_dir, download=True)
   assert str(info.value).startswith(
-      "downloading 'mnist' failed: DownloadError: Failed to get url "
-      "https://storage.googleapis.com/cvdf-datasets/mnist/t10k-labels-idx1-ubyte.gz. "
-      "HTTP code: 503. Nothing of it was kept")
+    "downloading 'mnist' failed: DownloadError: Failed to get url "
+    "https://storage.googleapis.com/cvdf-datasets/mnist/t10k-labels-idx1-ubyte.gz. "
+    "HTTP code: 503. Nothing of it was kept"
+  )
   assert_left_empty(data_dir)
 
 
@@ -431,8 +482,9 @@ def test_unwritable_data_dir(tmp_path, monkeypatch):
   blocker.write_text("")
   # A folder under a regular file cannot be created (root ignores permission bits,
   # so a read-only folder would not fail here).
-  with pytest.raises(data.DatasetDownloadError,
-                     match=r"cannot write to data_dir .*a-file/tfds.* Not a directory"):
+  with pytest.raises(
+    data.DatasetDownloadError, match=r"cannot write to data_dir .*a-file/tfds.* Not a directory"
+  ):
     data.load_dataset("cifar10", data_dir=blocker / "tfds", download=True)
   assert blocker.read_text() == ""
 

@@ -61,7 +61,9 @@ def _blocks(page: pathlib.Path) -> list[Block]:
       i += 1
     if i == len(lines):
       raise AssertionError(f"{page.relative_to(ROOT)}:{start + 1}: code block never closed")
-    body = [line[len(indent):] if line.startswith(indent) else line for line in lines[start + 1:i]]
+    body = [
+      line[len(indent) :] if line.startswith(indent) else line for line in lines[start + 1 : i]
+    ]
     marked = start > 0 and lines[start - 1].strip() == FRAGMENT
     blocks.append(Block(page, start + 1, opening["lang"], "\n".join(body) + "\n", marked))
     i += 1
@@ -97,7 +99,8 @@ def test_fragment_marks_precede_python_blocks():
       if line.strip() == FRAGMENT:
         following = FENCE.match(lines[n + 1]) if n + 1 < len(lines) else None
         assert following and following["lang"] == "python", (
-            f"{page.relative_to(ROOT)}:{n + 1}: {FRAGMENT} must be right before a ```python fence")
+          f"{page.relative_to(ROOT)}:{n + 1}: {FRAGMENT} must be right before a ```python fence"
+        )
 
 
 @pytest.mark.parametrize("block", FRAGMENTS, ids=lambda b: b.name)
@@ -109,11 +112,18 @@ def test_fragments_parse(block):
 def test_python_block_runs_as_written(block, tmp_path):
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # a user's fresh shell
   env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-  proc = subprocess.run([sys.executable, "-c", block.code], cwd=tmp_path, env=env,
-                        capture_output=True, text=True, timeout=300)
+  proc = subprocess.run(
+    [sys.executable, "-c", block.code],
+    cwd=tmp_path,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert proc.returncode == 0, (
-      f"{block.name} does not run as written (mark it {FRAGMENT} if it cannot):\n"
-      f"{proc.stderr[-3000:]}")
+    f"{block.name} does not run as written (mark it {FRAGMENT} if it cannot):\n"
+    f"{proc.stderr[-3000:]}"
+  )
 
 
 def test_the_test_command_is_the_one_ci_runs():

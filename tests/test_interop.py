@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 import torch
 from flax import nnx
+from notes_torch import TorchMLP, TorchRNN, Tudui, torch_regression, torch_softmax_regression
 from torch import nn
 
 import jaxtrain.losses as L
 from jaxtrain import data, interop, models, optim
 from jaxtrain.train_step import create_train_state, make_train_step, merge_model
-from notes_torch import Tudui, TorchMLP, TorchRNN, torch_regression, torch_softmax_regression
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -43,18 +43,30 @@ def _plain(x):
 
 
 CASES = {
-    "cnn32": (lambda: Tudui(3, 1024), lambda r: models.CNN(rngs=r), (4, 32, 32, 3), _nchw),
-    "cnn8": (lambda: Tudui(1, 64), lambda r: models.CNN(in_channels=1, image_size=8, rngs=r),
-             (4, 8, 8, 1), _nchw),
-    # MNIST-sized CNN: 3x3 final maps, so the (C, H, W) -> (H, W, C) permutation is non-trivial
-    # in H and W as well (at 8x8 the final map is 1x1).
-    "cnn28": (lambda: Tudui(1, 576), lambda r: models.CNN(in_channels=1, image_size=28, rngs=r),
-              (4, 28, 28, 1), _nchw),
-    "mlp": (TorchMLP, lambda r: models.MLP(rngs=r), (4, 28, 28, 1), _nchw),
-    "rnn": (TorchRNN, lambda r: models.RNNClassifier(rngs=r), (4, 28, 28), _plain),
-    "regression": (torch_regression, lambda r: models.RegressionNet(rngs=r), (6, 10), _plain),
-    "softmax": (torch_softmax_regression, lambda r: models.SoftmaxRegression(rngs=r),
-                (4, 28, 28, 1), _nchw),
+  "cnn32": (lambda: Tudui(3, 1024), lambda r: models.CNN(rngs=r), (4, 32, 32, 3), _nchw),
+  "cnn8": (
+    lambda: Tudui(1, 64),
+    lambda r: models.CNN(in_channels=1, image_size=8, rngs=r),
+    (4, 8, 8, 1),
+    _nchw,
+  ),
+  # MNIST-sized CNN: 3x3 final maps, so the (C, H, W) -> (H, W, C) permutation is non-trivial
+  # in H and W as well (at 8x8 the final map is 1x1).
+  "cnn28": (
+    lambda: Tudui(1, 576),
+    lambda r: models.CNN(in_channels=1, image_size=28, rngs=r),
+    (4, 28, 28, 1),
+    _nchw,
+  ),
+  "mlp": (TorchMLP, lambda r: models.MLP(rngs=r), (4, 28, 28, 1), _nchw),
+  "rnn": (TorchRNN, lambda r: models.RNNClassifier(rngs=r), (4, 28, 28), _plain),
+  "regression": (torch_regression, lambda r: models.RegressionNet(rngs=r), (6, 10), _plain),
+  "softmax": (
+    torch_softmax_regression,
+    lambda r: models.SoftmaxRegression(rngs=r),
+    (4, 28, 28, 1),
+    _nchw,
+  ),
 }
 # float32 logits, both frameworks: measured max abs difference 1.8e-7 (softmax regression;
 # CNNs 0.2-0.9e-7), logits of magnitude 0.1-0.8.
@@ -121,8 +133,9 @@ def test_cnn_flatten_order_matters():
   # (a naive port) loads without a shape error but computes a different network.
   torch.manual_seed(0)
   net = Tudui(1, 576)
-  model = interop.from_torch_state_dict(models.CNN(in_channels=1, image_size=28, rngs=nnx.Rngs(0)),
-                                        net.state_dict())
+  model = interop.from_torch_state_dict(
+    models.CNN(in_channels=1, image_size=28, rngs=nnx.Rngs(0)), net.state_dict()
+  )
   x = _inputs((2, 28, 28, 1))
   expected = _torch_logits(net, x, _nchw)
   np.testing.assert_allclose(model(x), expected, **TOL)
@@ -135,8 +148,9 @@ def test_cnn_plain_sequential_keys_and_numpy_values():
   net = Tudui(1, 64)
   seq = net.model1  # a bare nn.Sequential: keys "0.weight", ...
   numpy_sd = {k: v.numpy() for k, v in seq.state_dict().items()}  # numpy arrays work too
-  model = interop.from_torch_state_dict(models.CNN(in_channels=1, image_size=8, rngs=nnx.Rngs(0)),
-                                        numpy_sd)
+  model = interop.from_torch_state_dict(
+    models.CNN(in_channels=1, image_size=8, rngs=nnx.Rngs(0)), numpy_sd
+  )
   x = _inputs((3, 8, 8, 1))
   np.testing.assert_allclose(model(x), _torch_logits(seq, x, _nchw), **TOL)
   sd = interop.to_torch_state_dict(model, prefix="")
@@ -274,8 +288,9 @@ def test_cnn_training_matches_torch():
   torch.manual_seed(0)
   net = Tudui(1, 64)  # torch's initialisation is the common start
   init = {k: v.clone() for k, v in net.state_dict().items()}
-  model = interop.from_torch_state_dict(models.CNN(in_channels=1, image_size=8, rngs=nnx.Rngs(0)),
-                                        net.state_dict())
+  model = interop.from_torch_state_dict(
+    models.CNN(in_channels=1, image_size=8, rngs=nnx.Rngs(0)), net.state_dict()
+  )
   loss_t, running_t = _torch_run(net, train)
   loss_j, running_j, trained = _jaxtrain_run(model, train)
   assert len(loss_t) == len(loss_j) == 220

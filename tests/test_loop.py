@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 from jaxtrain import loop, parallel, train
-from jaxtrain.run import build_run
 from jaxtrain.checkpoint import Checkpointer
 from jaxtrain.data import epoch_permutation, load_dataset, to_float
 from jaxtrain.data.dataset import Dataset, Split
+from jaxtrain.run import build_run
 
 # The repository root, for the subprocesses' imports: from this file, not the
 # working directory, which the tests must not depend on.
@@ -48,13 +48,13 @@ COMMON = ["--model", "softmax_regression", "--epochs", "3", "--progress", "quiet
 # epoch's end may find that epoch's checkpoint committed or not yet; either way
 # the resumed run must end bit for bit as the uninterrupted one.
 KILL_POINTS = [
-    ("step:5", {None}),  # during epoch 1, before any checkpoint: resume starts afresh
-    ("step:30", {None, 1}),  # during a step of epoch 2, epoch 1's write maybe in flight
-    ("create:2", {1}),  # checkpoint write of epoch 2, just begun
-    ("item:2", {1}),  # checkpoint write of epoch 2, in the middle
-    ("commit:2", {1}),  # checkpoint write of epoch 2, all written, not yet renamed
-    ("report:2", {1, 2}),  # epoch 2's write started, the epoch not yet in metrics.jsonl
-    ("params", {3}),  # every epoch committed (the run waits for its writes first)
+  ("step:5", {None}),  # during epoch 1, before any checkpoint: resume starts afresh
+  ("step:30", {None, 1}),  # during a step of epoch 2, epoch 1's write maybe in flight
+  ("create:2", {1}),  # checkpoint write of epoch 2, just begun
+  ("item:2", {1}),  # checkpoint write of epoch 2, in the middle
+  ("commit:2", {1}),  # checkpoint write of epoch 2, all written, not yet renamed
+  ("report:2", {1, 2}),  # epoch 2's write started, the epoch not yet in metrics.jsonl
+  ("params", {3}),  # every epoch committed (the run waits for its writes first)
 ]
 
 
@@ -71,16 +71,29 @@ def test_sigkill_anywhere_then_resume_equals_the_uninterrupted_run(tmp_path):
   for hook, _ in KILL_POINTS:
     out = tmp_path / hook.replace(":", "_")
     marker = tmp_path / (out.name + ".marker")
-    procs[hook] = (out, marker, subprocess.Popen(
-        [sys.executable, os.path.join(REPO, "tests", "scripts", "killed_main.py"), *COMMON, "--out", str(out)],
+    procs[hook] = (
+      out,
+      marker,
+      subprocess.Popen(
+        [
+          sys.executable,
+          os.path.join(REPO, "tests", "scripts", "killed_main.py"),
+          *COMMON,
+          "--out",
+          str(out),
+        ],
         env={**env, "JAXTRAIN_KILL_HOOK": hook, "JAXTRAIN_KILL_MARKER": str(marker)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+      ),
+    )
   # Meanwhile, the reference: the same flags, never interrupted.
   assert train.main(COMMON + ["--out", str(tmp_path / "whole")]) == 0
   whole = _params(tmp_path / "whole" / "params.npz")
 
   deadline = time.monotonic() + 240
-  for hook, (out, marker, proc) in procs.items():
+  for hook, (_, marker, proc) in procs.items():
     while not marker.exists():
       assert proc.poll() is None, f"{hook}: the run ended before its hook: {proc.stderr.read()}"
       assert time.monotonic() < deadline, f"{hook}: the hook was never reached"
@@ -163,9 +176,15 @@ def _nan_in_epoch_2(data: Dataset, seed: int, batch_size: int) -> tuple[int, int
 
 @pytest.mark.parametrize("scan_epoch", [False, True], ids=["per_step", "scan"])
 def test_nan_policy_stop_names_the_step_and_keeps_the_last_good_checkpoint(
-    digits, tmp_path, scan_epoch):
-  config = loop.Config(model="softmax_regression", epochs=3, progress="quiet",
-                       out_dir=str(tmp_path / "run"), scan_epoch=scan_epoch)
+  digits, tmp_path, scan_epoch
+):
+  config = loop.Config(
+    model="softmax_regression",
+    epochs=3,
+    progress="quiet",
+    out_dir=str(tmp_path / "run"),
+    scan_epoch=scan_epoch,
+  )
   index, batch = _nan_in_epoch_2(digits, config.seed, config.batch_size)
   steps = len(digits.train) // config.batch_size
   with pytest.raises(loop.NonFiniteError) as info:
@@ -195,8 +214,11 @@ def test_nan_policy_skip_drops_exactly_the_bad_updates(digits):
   assert int(state.step) == 43
   assert "skipped 1" in loop.format_epoch(results[1], 2)
   # The same skip, in the whole-epoch program.
-  state2, results2 = loop.fit(dataclasses.replace(config, scan_epoch=True), log=lambda line: None,
-                              data=_with_nan_image(digits, index))
+  state2, results2 = loop.fit(
+    dataclasses.replace(config, scan_epoch=True),
+    log=lambda line: None,
+    data=_with_nan_image(digits, index),
+  )
   assert [r.skipped for r in results2] == [0, 1] and int(state2.step) == 43
 
 
@@ -204,16 +226,30 @@ def test_nan_policy_skip_stops_when_every_update_is_skipped(digits):
   # Every image NaN: nothing can be learnt, so skipping forever would hide it.
   data = _as_float(digits, np.full(digits.train.images.shape, np.nan, np.float32))
   config = loop.Config(model="softmax_regression", epochs=2, nan_policy="skip")
-  with pytest.raises(loop.NonFiniteError, match="every one of the 22 updates of epoch 1 was skipped"):
+  with pytest.raises(
+    loop.NonFiniteError, match="every one of the 22 updates of epoch 1 was skipped"
+  ):
     loop.fit(config, log=lambda line: None, data=data)
 
 
 def test_cli_huge_lr_exits_3_with_one_line(tmp_path):
   # lr 1e38 overflows the logits of softmax regression to inf in the first updates.
   proc = subprocess.run(
-      [sys.executable, "-m", "jaxtrain.train", *COMMON, "--lr", "1e38", "--out",
-       str(tmp_path / "run")],
-      capture_output=True, text=True, timeout=180, env={**os.environ, "PYTHONPATH": REPO})
+    [
+      sys.executable,
+      "-m",
+      "jaxtrain.train",
+      *COMMON,
+      "--lr",
+      "1e38",
+      "--out",
+      str(tmp_path / "run"),
+    ],
+    capture_output=True,
+    text=True,
+    timeout=180,
+    env={**os.environ, "PYTHONPATH": REPO},
+  )
   assert proc.returncode == 3
   assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
   assert "non-finite loss or gradient at epoch 1, step " in proc.stderr
@@ -226,8 +262,10 @@ def test_cli_huge_lr_exits_3_with_one_line(tmp_path):
 @pytest.mark.parametrize("scan_epoch", [False, True], ids=["per_step", "scan"])
 def test_same_seed_gives_bit_identical_params_and_metrics(digits, scan_epoch):
   config = loop.Config(model="mlp", epochs=2, scan_epoch=scan_epoch, seed=3)
-  runs = [loop.fit(c, log=lambda line: None, data=digits)
-          for c in (config, config, dataclasses.replace(config, seed=4))]
+  runs = [
+    loop.fit(c, log=lambda line: None, data=digits)
+    for c in (config, config, dataclasses.replace(config, seed=4))
+  ]
   (a, ra), (b, rb), (c, _) = runs
   for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
     assert np.array_equal(x, y)

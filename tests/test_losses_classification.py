@@ -1,10 +1,11 @@
-"""jaxtrain.losses.classification against torch 2.13.0: values and gradients, every reduction x option.
+"""jaxtrain.losses.classification against torch 2.13.0: values and gradients.
+
+Every reduction x option.
 
 Tolerance: rtol 1e-5, atol 1e-6 x the array's largest magnitude (tests/oracle.py).
 """
 
 import pytest
-
 from loss_cases import by_id, classification_cases
 from oracle import compare_with_torch
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from oracle import assert_close, compare_with_torch, to_torch
 
 import jaxtrain.losses as L
-from oracle import assert_close, compare_with_torch, to_torch
 
 
 def _both(name, **kw):
@@ -26,7 +26,7 @@ def _both(name, **kw):
 
 
 @pytest.mark.parametrize(
-    "name,smoothing", [("cross_entropy", 0.0), ("cross_entropy", 0.1), ("nll_loss", 0.0)]
+  "name,smoothing", [("cross_entropy", 0.0), ("cross_entropy", 0.1), ("nll_loss", 0.0)]
 )
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("weighted", [False, True])
@@ -69,7 +69,9 @@ def test_cross_entropy_probabilities_logits_1e4():
   compare_with_torch(*_both("cross_entropy", reduction="sum"), [x, q], grad_argnums=(0, 1))
 
 
-@pytest.mark.parametrize("name", ["binary_cross_entropy_with_logits", "multilabel_soft_margin_loss"])
+@pytest.mark.parametrize(
+  "name", ["binary_cross_entropy_with_logits", "multilabel_soft_margin_loss"]
+)
 def test_logistic_losses_logits_1e4(name):
   # torch 2.13.0: both use log_sigmoid and stay finite at +-1e4.
   x = np.array([[1e4, -1e4, 0.5], [-1e4, 1e4, -3.0]], np.float32)
@@ -101,7 +103,7 @@ def test_bce_probabilities_exactly_0_and_1(reduction):
   p = np.array([0.0, 1.0, 0.0, 1.0, 0.5, 0.0], np.float32)
   y = np.array([1.0, 0.0, 0.0, 1.0, 1.0, 0.5], np.float32)
   value, torch_value = compare_with_torch(
-      *_both("binary_cross_entropy", reduction=reduction), [p, y], grad_argnums=(0, 1)
+    *_both("binary_cross_entropy", reduction=reduction), [p, y], grad_argnums=(0, 1)
   )
   if reduction == "none":
     np.testing.assert_allclose(value[:4], [100.0, 100.0, 0.0, 0.0])
@@ -148,10 +150,11 @@ def test_axis_channels_last(name, reduction):
   t = rng.integers(0, 5, (2, 4, 3)).astype(np.int64)
   w = rng.uniform(0.5, 2.0, 5).astype(np.float32)
   compare_with_torch(
-      lambda x, t: getattr(L, name)(x, t, weight=w, reduction=reduction, axis=-1),
-      lambda x, t: getattr(F, name)(x.permute(0, 3, 1, 2).contiguous(), t, weight=torch.from_numpy(w),
-                                    reduction=reduction),
-      [x, t],
+    lambda x, t: getattr(L, name)(x, t, weight=w, reduction=reduction, axis=-1),
+    lambda x, t: getattr(F, name)(
+      x.permute(0, 3, 1, 2).contiguous(), t, weight=torch.from_numpy(w), reduction=reduction
+    ),
+    [x, t],
   )
 
 
@@ -160,10 +163,10 @@ def test_axis_channels_last_probabilities():
   x = rng.standard_normal((3, 4, 5)).astype(np.float32)  # N, L, C
   q = np.asarray(jax.nn.softmax(rng.standard_normal((3, 4, 5)), -1), np.float32)
   compare_with_torch(
-      lambda x, q: L.cross_entropy(x, q, label_smoothing=0.1, axis=-1),
-      lambda x, q: F.cross_entropy(x.transpose(1, 2), q.transpose(1, 2), label_smoothing=0.1),
-      [x, q],
-      grad_argnums=(0, 1),
+    lambda x, q: L.cross_entropy(x, q, label_smoothing=0.1, axis=-1),
+    lambda x, q: F.cross_entropy(x.transpose(1, 2), q.transpose(1, 2), label_smoothing=0.1),
+    [x, q],
+    grad_argnums=(0, 1),
   )
 
 
@@ -174,8 +177,11 @@ def test_hinge_ties_take_torch_gradient():
   # torch's clamp_min passes the gradient where the hinge is exactly 0; multi_margin's
   # kernel counts only z > 0. Both checked against torch 2.13.0.
   x = np.array([1.0, 2.0, 0.5], np.float32)
-  compare_with_torch(*_both("margin_ranking_loss", reduction="sum"),
-                     [x, x.copy(), np.ones(3, np.float32)], grad_argnums=(0, 1))
+  compare_with_torch(
+    *_both("margin_ranking_loss", reduction="sum"),
+    [x, x.copy(), np.ones(3, np.float32)],
+    grad_argnums=(0, 1),
+  )
   scores = np.array([[1.0, 0.0, 2.0], [0.0, 1.0, 0.0]], np.float32)  # z == 0 at [0, 1]
   compare_with_torch(*_both("multi_margin_loss"), [scores, np.array([0, 1])])
 
@@ -198,10 +204,10 @@ def test_gaussian_nll_float_var():
   # torch 2.13.0 accepts a Python float variance.
   x, y = np.array([0.5, -1.0, 2.0], np.float32), np.array([0.0, 0.0, 1.0], np.float32)
   compare_with_torch(
-      lambda x, y: L.gaussian_nll_loss(x, y, 0.7, full=True),
-      lambda x, y: F.gaussian_nll_loss(x, y, 0.7, full=True),
-      [x, y],
-      grad_argnums=(0, 1),
+    lambda x, y: L.gaussian_nll_loss(x, y, 0.7, full=True),
+    lambda x, y: F.gaussian_nll_loss(x, y, 0.7, full=True),
+    [x, y],
+    grad_argnums=(0, 1),
   )
 
 
@@ -242,9 +248,9 @@ def test_multilabel_margin_in_row_blocks(reduction, most_targets, monkeypatch):
     if i % 7 == 0 and 1 <= k <= 2:
       target[i, k] = target[i, 0]  # a class listed twice counts twice
   compare_with_torch(
-      lambda x, t: L.multilabel_margin_loss(x, t, reduction=reduction),
-      lambda x, t: F.multilabel_margin_loss(x, t, reduction=reduction),
-      [x, target],
+    lambda x, t: L.multilabel_margin_loss(x, t, reduction=reduction),
+    lambda x, t: F.multilabel_margin_loss(x, t, reduction=reduction),
+    [x, target],
   )
 
 
@@ -260,8 +266,10 @@ def test_multilabel_margin_out_of_range_under_jit_is_nan():
 # the whole classes are in tests/test_losses_grid.py.
 
 
-@pytest.mark.parametrize("name", ["margin_ranking_loss", "hinge_embedding_loss",
-                                  "triplet_margin_loss", "cosine_embedding_loss"])
+@pytest.mark.parametrize(
+  "name",
+  ["margin_ranking_loss", "hinge_embedding_loss", "triplet_margin_loss", "cosine_embedding_loss"],
+)
 @pytest.mark.parametrize("reduction", ["none", "sum"])
 def test_clamped_losses_propagate_nan(name, reduction):
   # torch 2.13.0: clamp_min(NaN, 0) is NaN (its gradient there 0); a clamp written as
@@ -271,10 +279,10 @@ def test_clamped_losses_propagate_nan(name, reduction):
   x[1, 2] = np.nan
   y = np.array([1.0, -1.0, 1.0], np.float32)
   args = {
-      "margin_ranking_loss": ([x, np.zeros_like(x), np.ones_like(x)], (0, 1, 2)),
-      "hinge_embedding_loss": ([np.abs(x), np.where(x > 0, 1.0, -1.0).astype(np.float32)], (0,)),
-      "triplet_margin_loss": ([x, np.ones_like(x), -x], (0, 1, 2)),
-      "cosine_embedding_loss": ([x, np.ones_like(x), y], (0, 1)),
+    "margin_ranking_loss": ([x, np.zeros_like(x), np.ones_like(x)], (0, 1, 2)),
+    "hinge_embedding_loss": ([np.abs(x), np.where(x > 0, 1.0, -1.0).astype(np.float32)], (0,)),
+    "triplet_margin_loss": ([x, np.ones_like(x), -x], (0, 1, 2)),
+    "cosine_embedding_loss": ([x, np.ones_like(x), y], (0, 1)),
   }
   arrays, grad = args[name]
   value, _ = compare_with_torch(*_both(name, reduction=reduction), arrays, grad_argnums=grad)
@@ -285,16 +293,16 @@ def test_clamped_losses_propagate_nan(name, reduction):
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
 def test_margin_losses_take_0d_input_and_target(name, reduction):
   # torch 2.13.0 reads a 0-d input as one sample of one class (loss 0).
-  compare_with_torch(*_both(name, reduction=reduction),
-                     [np.float32(0.3), np.array(0)])
+  compare_with_torch(*_both(name, reduction=reduction), [np.float32(0.3), np.array(0)])
 
 
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
 def test_multi_margin_loss_target_of_shape_1_for_unbatched_input(reduction):
   # torch 2.13.0: a (1,) target of a (C,) input is its one sample ('none': shape (1,)).
   x = np.array([0.1, -0.5, 0.3, 0.9, 0.5], np.float32)
-  value, _ = compare_with_torch(*_both("multi_margin_loss", p=1, margin=7.0, reduction=reduction),
-                                [x, np.array([2])])
+  value, _ = compare_with_torch(
+    *_both("multi_margin_loss", p=1, margin=7.0, reduction=reduction), [x, np.array([2])]
+  )
   # sum over c != 2 of 7 - x[2] + x[c], over C = 5: (6.8 + 6.2 + 7.6 + 7.2) / 5
   np.testing.assert_allclose(value, np.full(np.shape(value), 5.56), rtol=1e-6)
 
@@ -306,9 +314,9 @@ def test_multilabel_soft_margin_loss_integer_target(dtype):
   x = rng.standard_normal((3, 4)).astype(np.float32)
   y = (rng.uniform(size=(3, 4)) < 0.5).astype(dtype)
   compare_with_torch(
-      lambda x, y: L.multilabel_soft_margin_loss(x, y),
-      lambda x, y: F.multilabel_soft_margin_loss(x, y.long()),
-      [x, y],
+    lambda x, y: L.multilabel_soft_margin_loss(x, y),
+    lambda x, y: F.multilabel_soft_margin_loss(x, y.long()),
+    [x, y],
   )
 
 
@@ -318,8 +326,9 @@ def test_pairwise_distance_keeps_half_dtype(dtype):
   rng = np.random.default_rng(6)
   x1, x2 = (rng.standard_normal((3, 5)).astype(np.float32) for _ in range(2))
   value = L.pairwise_distance(jnp.asarray(x1, dtype), jnp.asarray(x2, dtype))
-  expected = F.pairwise_distance(to_torch(x1).to(getattr(torch, dtype)),
-                                 to_torch(x2).to(getattr(torch, dtype)))
+  expected = F.pairwise_distance(
+    to_torch(x1).to(getattr(torch, dtype)), to_torch(x2).to(getattr(torch, dtype))
+  )
   assert str(value.dtype) == dtype and expected.dtype == getattr(torch, dtype)
   tol = 2.0**-7 if dtype == "bfloat16" else 2.0**-10
   np.testing.assert_allclose(np.asarray(value, np.float32), expected.float().numpy(), rtol=tol)
@@ -342,6 +351,7 @@ def test_class_weight_of_another_dtype_is_rejected(name):
   w = np.ones(3, np.float16)
   with pytest.raises(RuntimeError, match="expected scalar type Float but found Half"):
     getattr(F, name)(to_torch(x), to_torch(t), weight=to_torch(w))
-  with pytest.raises(TypeError, match=f"^{name}: weight dtype float16 must equal input dtype "
-                                      "float32"):
+  with pytest.raises(
+    TypeError, match=f"^{name}: weight dtype float16 must equal input dtype float32"
+  ):
     getattr(L, name)(x, t, weight=w)

@@ -37,10 +37,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-import jaxtrain.losses as L
 from loss_cases import by_id, edge_cases
 from oracle import assert_close
+
+import jaxtrain.losses as L
 
 CASES = edge_cases()
 
@@ -54,110 +54,185 @@ _INT_TARGET = "{}: target must be a floating-point array, got dtype int"
 _WEIGHT_DTYPE = "{}: weight dtype {} must equal input dtype {}"
 _OUTSIDE_01 = "binary_cross_entropy: all elements of {} must be between 0 and 1"
 REJECTED: dict[tuple[str, str], str] = {
-    # torch subtracts or negates a boolean target (RuntimeError "Subtraction, the `-`
-    # operator, with a bool tensor is not supported").
-    **{(key, "target:bool"): _BOOL_TARGET.format(key.split("(")[0]) for key in (
-        "l1_loss(weight)", "mse_loss(weight)", "poisson_nll_loss(log_input=False,full=True)",
-        "gaussian_nll_loss(full=True)", "binary_cross_entropy(weight)",
-        "binary_cross_entropy_with_logits(weight,pos_weight)", "kl_div()",
-        "kl_div(log_target=True)", "multilabel_soft_margin_loss(weight)",
-        "margin_ranking_loss(margin=0.2)", "cross_entropy(weight;probabilities)")},
-    # Integer targets where torch's kernel takes only floating ones.
-    **{(key, "target:int64"): _INT_TARGET.format(key.split("(")[0]) for key in (
-        "binary_cross_entropy(weight)", "binary_cross_entropy_with_logits(weight,pos_weight)",
-        "kl_div()", "kl_div(log_target=True)", "cross_entropy(weight;probabilities)")},
-    # Class indices: torch takes int64 (and uint8 for nll_loss/cross_entropy without
-    # label smoothing), never bool.
-    **{(key, "target:bool"): key.split("(")[0] + ": target must hold integer class indices"
-       for key in (
-        "cross_entropy(label_smoothing=0.1,weight)", "cross_entropy(weight)", "nll_loss(weight)",
-        "multi_margin_loss(margin=0.7,weight)", "multi_margin_loss(p=2)",
-        "multilabel_margin_loss()")},
-    **{(key, "target:uint8"): key.split("(")[0] + ": target must hold class indices of dtype int32 "
-       "or int64, got dtype uint8" for key in (
-        "multi_margin_loss(margin=0.7,weight)", "multi_margin_loss(p=2)",
-        "multilabel_margin_loss()")},
-    ("cross_entropy(label_smoothing=0.1,weight)", "target:uint8", "mean"):
-        "cross_entropy: a uint8 target is not supported with label_smoothing",
-    # A class weight of another dtype than the input's.
-    **{(key, cls): _WEIGHT_DTYPE.format(key.split("(")[0], *dtypes) for key in (
-        "cross_entropy(label_smoothing=0.1,weight)", "cross_entropy(weight)", "nll_loss(weight)",
-        "multi_margin_loss(margin=0.7,weight)")
-       for cls, dtypes in (("float16@input", ("float32", "float16")),
-                           ("float16@weight", ("float16", "float32")))},
-    # binary_cross_entropy: input and target of one dtype, both in [0, 1] (NaN is not).
-    ("binary_cross_entropy(weight)", "float16@input"):
-        "binary_cross_entropy: target dtype float32 must equal input dtype float16",
-    ("binary_cross_entropy(weight)", "float16@target"):
-        "binary_cross_entropy: target dtype float16 must equal input dtype float32",
-    **{("binary_cross_entropy(weight)", f"{v}@{arg}"): _OUTSIDE_01.format(arg)
-       for v in ("nan", "inf", "-inf") for arg in ("input", "target")},
-    ("gaussian_nll_loss(full=True)", "-inf@var"): "gaussian_nll_loss: var has negative entry",
-    # 0-d inputs.
-    # (torch takes a 0-d input and target for class probabilities, then rejects the
-    # integer target; jaxtrain names the first problem, the input.)
-    ("cross_entropy(label_smoothing=0.1,weight)", "scalar"):
-        "cross_entropy: input must have at least 1 dimension",
-    ("cross_entropy(weight)", "scalar"): "cross_entropy: input must have at least 1 dimension",
-    ("cross_entropy(weight;probabilities)", "scalar"):
-        "cross_entropy: input must have at least 1 dimension",
-    ("nll_loss(weight)", "scalar"): "nll_loss: input must have at least 1 dimension",
-    ("multilabel_soft_margin_loss(weight)", "scalar"):
-        "multilabel_soft_margin_loss: input must have at least 1 dimension",
-    ("binary_cross_entropy_with_logits(weight,pos_weight)", "scalar"):
-        "binary_cross_entropy_with_logits: pos_weight shape (1,) must broadcast to input shape ()",
-    ("cosine_embedding_loss(margin=0.1)", "scalar"):
-        "cosine_embedding_loss: a 0-D target expects 1-D input1 and input2",
-    ("ctc_loss()", "scalar"): "ctc_loss: log_probs must be 3-D",
-    # (1,) targets.
-    ("cross_entropy(label_smoothing=0.1,weight)", "target1"):
-        "cross_entropy: a target of shape (1,) for unbatched input",
-    ("cross_entropy(weight;probabilities)", "target1"):  # torch: class indices, not floats
-        "cross_entropy: target must hold integer class indices, got dtype float32",
-    ("binary_cross_entropy(weight)", "target1"):
-        "binary_cross_entropy: target shape (1,) must equal input shape (4,)",
-    ("binary_cross_entropy_with_logits(weight,pos_weight)", "target1"):
-        "binary_cross_entropy_with_logits: target size (1,) must be the same as input size (4,)",
-    ("multilabel_margin_loss()", "target1"):
-        "multilabel_margin_loss: target shape (1,) must equal input shape (4,)",
-    ("cosine_embedding_loss(margin=0.1)", "target1"):
-        "cosine_embedding_loss: a 1-D target expects 2-D input1 and input2",
-    # Empty batches.
-    ("ctc_loss()", "empty"): "ctc_loss: log_probs must not be empty",
+  # torch subtracts or negates a boolean target (RuntimeError "Subtraction, the `-`
+  # operator, with a bool tensor is not supported").
+  **{
+    (key, "target:bool"): _BOOL_TARGET.format(key.split("(")[0])
+    for key in (
+      "l1_loss(weight)",
+      "mse_loss(weight)",
+      "poisson_nll_loss(log_input=False,full=True)",
+      "gaussian_nll_loss(full=True)",
+      "binary_cross_entropy(weight)",
+      "binary_cross_entropy_with_logits(weight,pos_weight)",
+      "kl_div()",
+      "kl_div(log_target=True)",
+      "multilabel_soft_margin_loss(weight)",
+      "margin_ranking_loss(margin=0.2)",
+      "cross_entropy(weight;probabilities)",
+    )
+  },
+  # Integer targets where torch's kernel takes only floating ones.
+  **{
+    (key, "target:int64"): _INT_TARGET.format(key.split("(")[0])
+    for key in (
+      "binary_cross_entropy(weight)",
+      "binary_cross_entropy_with_logits(weight,pos_weight)",
+      "kl_div()",
+      "kl_div(log_target=True)",
+      "cross_entropy(weight;probabilities)",
+    )
+  },
+  # Class indices: torch takes int64 (and uint8 for nll_loss/cross_entropy without
+  # label smoothing), never bool.
+  **{
+    (key, "target:bool"): key.split("(")[0] + ": target must hold integer class indices"
+    for key in (
+      "cross_entropy(label_smoothing=0.1,weight)",
+      "cross_entropy(weight)",
+      "nll_loss(weight)",
+      "multi_margin_loss(margin=0.7,weight)",
+      "multi_margin_loss(p=2)",
+      "multilabel_margin_loss()",
+    )
+  },
+  **{
+    (key, "target:uint8"): key.split("(")[0] + ": target must hold class indices of dtype int32 "
+    "or int64, got dtype uint8"
+    for key in (
+      "multi_margin_loss(margin=0.7,weight)",
+      "multi_margin_loss(p=2)",
+      "multilabel_margin_loss()",
+    )
+  },
+  (
+    "cross_entropy(label_smoothing=0.1,weight)",
+    "target:uint8",
+    "mean",
+  ): "cross_entropy: a uint8 target is not supported with label_smoothing",
+  # A class weight of another dtype than the input's.
+  **{
+    (key, cls): _WEIGHT_DTYPE.format(key.split("(")[0], *dtypes)
+    for key in (
+      "cross_entropy(label_smoothing=0.1,weight)",
+      "cross_entropy(weight)",
+      "nll_loss(weight)",
+      "multi_margin_loss(margin=0.7,weight)",
+    )
+    for cls, dtypes in (
+      ("float16@input", ("float32", "float16")),
+      ("float16@weight", ("float16", "float32")),
+    )
+  },
+  # binary_cross_entropy: input and target of one dtype, both in [0, 1] (NaN is not).
+  (
+    "binary_cross_entropy(weight)",
+    "float16@input",
+  ): "binary_cross_entropy: target dtype float32 must equal input dtype float16",
+  (
+    "binary_cross_entropy(weight)",
+    "float16@target",
+  ): "binary_cross_entropy: target dtype float16 must equal input dtype float32",
+  **{
+    ("binary_cross_entropy(weight)", f"{v}@{arg}"): _OUTSIDE_01.format(arg)
+    for v in ("nan", "inf", "-inf")
+    for arg in ("input", "target")
+  },
+  ("gaussian_nll_loss(full=True)", "-inf@var"): "gaussian_nll_loss: var has negative entry",
+  # 0-d inputs.
+  # (torch takes a 0-d input and target for class probabilities, then rejects the
+  # integer target; jaxtrain names the first problem, the input.)
+  (
+    "cross_entropy(label_smoothing=0.1,weight)",
+    "scalar",
+  ): "cross_entropy: input must have at least 1 dimension",
+  ("cross_entropy(weight)", "scalar"): "cross_entropy: input must have at least 1 dimension",
+  (
+    "cross_entropy(weight;probabilities)",
+    "scalar",
+  ): "cross_entropy: input must have at least 1 dimension",
+  ("nll_loss(weight)", "scalar"): "nll_loss: input must have at least 1 dimension",
+  (
+    "multilabel_soft_margin_loss(weight)",
+    "scalar",
+  ): "multilabel_soft_margin_loss: input must have at least 1 dimension",
+  (
+    "binary_cross_entropy_with_logits(weight,pos_weight)",
+    "scalar",
+  ): "binary_cross_entropy_with_logits: pos_weight shape (1,) must broadcast to input shape ()",
+  (
+    "cosine_embedding_loss(margin=0.1)",
+    "scalar",
+  ): "cosine_embedding_loss: a 0-D target expects 1-D input1 and input2",
+  ("ctc_loss()", "scalar"): "ctc_loss: log_probs must be 3-D",
+  # (1,) targets.
+  (
+    "cross_entropy(label_smoothing=0.1,weight)",
+    "target1",
+  ): "cross_entropy: a target of shape (1,) for unbatched input",
+  ("cross_entropy(weight;probabilities)", "target1"):  # torch: class indices, not floats
+  "cross_entropy: target must hold integer class indices, got dtype float32",
+  (
+    "binary_cross_entropy(weight)",
+    "target1",
+  ): "binary_cross_entropy: target shape (1,) must equal input shape (4,)",
+  (
+    "binary_cross_entropy_with_logits(weight,pos_weight)",
+    "target1",
+  ): "binary_cross_entropy_with_logits: target size (1,) must be the same as input size (4,)",
+  (
+    "multilabel_margin_loss()",
+    "target1",
+  ): "multilabel_margin_loss: target shape (1,) must equal input shape (4,)",
+  (
+    "cosine_embedding_loss(margin=0.1)",
+    "target1",
+  ): "cosine_embedding_loss: a 1-D target expects 2-D input1 and input2",
+  # Empty batches.
+  ("ctc_loss()", "empty"): "ctc_loss: log_probs must not be empty",
 }
 
 # Where torch's forward computes but its backward raises: the gradient is compared with
 # torch's on the same numbers in the form its backward takes (every floating argument
 # and the target in the result's dtype, a (1,) target as 0-d).
 BACKWARD_RAISES = {
-    **{("huber_loss(delta=0.5,weight)", cls): "huber_loss_backward requires the input's dtype "
-       "for the target (its forward promotes)" for cls in (
-        "target:int64", "target:bool", "float16@input", "float16@target")},
-    ("soft_margin_loss()", "target:bool"): "soft_margin_loss_backward negates the target",
-    **{(key, "target1"): "nll_loss_backward rejects the (1,) target of a (C,) input that its "
-       "forward reads as 0-d" for key in ("nll_loss(weight)", "cross_entropy(weight)")},
+  **{
+    ("huber_loss(delta=0.5,weight)", cls): "huber_loss_backward requires the input's dtype "
+    "for the target (its forward promotes)"
+    for cls in ("target:int64", "target:bool", "float16@input", "float16@target")
+  },
+  ("soft_margin_loss()", "target:bool"): "soft_margin_loss_backward negates the target",
+  **{
+    (key, "target1"): "nll_loss_backward rejects the (1,) target of a (C,) input that its "
+    "forward reads as 0-d"
+    for key in ("nll_loss(weight)", "cross_entropy(weight)")
+  },
 }
 
 # torch's CPU kernels without half-precision versions (its CUDA ones have them and
 # return the input's dtype): compared with torch in float32 on the same rounded inputs.
 CPU_HALF_GAPS = ("multi_margin_loss", "multilabel_margin_loss", "ctc_loss")
 REJECTED[("multi_margin_loss(margin=0.7,weight)", "float16@input")] = (
-    # torch's CPU kernel has no float16 version; its kernels take no weight of another
-    # dtype (float16@weight above), so jaxtrain rejects this mix too.
-    _WEIGHT_DTYPE.format("multi_margin_loss", "float32", "float16"))
+  # torch's CPU kernel has no float16 version; its kernels take no weight of another
+  # dtype (float16@weight above), so jaxtrain rejects this mix too.
+  _WEIGHT_DTYPE.format("multi_margin_loss", "float32", "float16")
+)
 
 # Documented differences (README, "Where jaxtrain deliberately differs"): (spec key,
 # class) -> (the argument whose gradient differs at the special entry, reason). There
 # torch's gradient must be NaN and jaxtrain's not; every other entry is compared.
 DEVIATIONS = {
-    ("soft_margin_loss()", "-inf@input"): (
-        "input", "torch's log1p(exp(-y x)) overflows: its gradient is inf/inf = NaN, "
-        "jaxtrain's softplus gives the derivative's limit"),
-    ("soft_margin_loss()", "-inf@target"): (
-        "input", "as -inf@input: -y x = +inf"),
-    ("poisson_nll_loss(log_input=False,full=True)", "-inf@target"): (
-        "target", "torch differentiates its masked Stirling term at a count <= 0 (NaN); "
-        "jaxtrain gives the derivative of the loss it computes"),
+  ("soft_margin_loss()", "-inf@input"): (
+    "input",
+    "torch's log1p(exp(-y x)) overflows: its gradient is inf/inf = NaN, "
+    "jaxtrain's softplus gives the derivative's limit",
+  ),
+  ("soft_margin_loss()", "-inf@target"): ("input", "as -inf@input: -y x = +inf"),
+  ("poisson_nll_loss(log_input=False,full=True)", "-inf@target"): (
+    "target",
+    "torch differentiates its masked Stirling term at a count <= 0 (NaN); "
+    "jaxtrain gives the derivative of the loss it computes",
+  ),
 }
 # torch 2.13.0's CPU multi_margin_loss and multilabel_margin_loss return uninitialised
 # memory for 'mean' and 'sum' of an empty batch (a different number each call);
@@ -209,8 +284,9 @@ def _torch_side(case, reduction, args, dtypes, grad):
       grads = torch.autograd.grad((out * cot).sum(), [targs[i] for i in grad], allow_unused=True)
     except RuntimeError as e:
       raise TorchBackwardError(str(e)) from e
-  grads = [np.zeros(np.shape(args[i])) if g is None else g.double().numpy()
-           for i, g in zip(grad, grads)]
+  grads = [
+    np.zeros(np.shape(args[i])) if g is None else g.double().numpy() for i, g in zip(grad, grads)
+  ]
   return out, grads, cot.double().numpy()
 
 
@@ -244,8 +320,10 @@ def _torch_reference(case, reduction):
       assert case.name in CPU_HALF_GAPS, str(e)
       if (case.spec.key, case.cls) in REJECTED:  # rejected on dtypes, CUDA kernel or not
         raise RuntimeError(str(e)) from e
-      args = [np.asarray(_torch_array(a, d).float()) if d in HALF else a
-              for a, d in zip(case.args, case.dtypes)]
+      args = [
+        np.asarray(_torch_array(a, d).float()) if d in HALF else a
+        for a, d in zip(case.args, case.dtypes)
+      ]
       dtypes = [None if d in HALF else d for d in case.dtypes]
       out, grads, cot = _torch_side(case, reduction, args, dtypes, grad)
       return out.to(getattr(torch, _narrowest(case))), grads, cot, grad
@@ -270,6 +348,7 @@ def _values_and_vjps(case, reductions, grad, jit=True):
     def values_and_vjps(args, cots):
       results = []
       for fn, cot in zip(fns, cots):
+
         def f(*diff, fn=fn):
           full = list(args)
           for i, d in zip(grad, diff):
@@ -343,7 +422,8 @@ def test_edge_class_matches_torch(case):
       results = _values_and_vjps(case, tuple(accepted), grad, jit=False)(jargs, cots)
   deviation = DEVIATIONS.get(key)
   for reduction, (t_out, t_grads, _, _), (j_out, j_grads), e_out in zip(
-      accepted, references, results, eager):
+    accepted, references, results, eager
+  ):
     what = f"({reduction})"
     expected_dtype = str(t_out.dtype).removeprefix("torch.")
     assert str(j_out.dtype) == expected_dtype, f"{what} dtype {j_out.dtype}, torch {t_out.dtype}"
@@ -352,8 +432,9 @@ def test_edge_class_matches_torch(case):
       t_value = np.array(np.nan if reduction == "mean" else 0.0)
     assert_close(np.asarray(j_out, np.float64), t_value, rtol=rtol, atol=atol, what=f"value {what}")
     if e_out is not None:
-      assert_close(np.asarray(e_out, np.float64), t_value, rtol=rtol, atol=atol,
-                   what=f"eager value {what}")
+      assert_close(
+        np.asarray(e_out, np.float64), t_value, rtol=rtol, atol=atol, what=f"eager value {what}"
+      )
     for i, jg, tg in zip(grad, j_grads, t_grads):
       name = case.spec.arg_names[i]
       assert str(jg.dtype) == str(jargs[i].dtype), f"gradient wrt {name}: dtype {jg.dtype}"

@@ -13,16 +13,18 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from oracle import assert_close, to_torch
 
 from jaxtrain.losses._logistic import log_sigmoid, softplus
-from oracle import assert_close, to_torch
 
 # Both sides of 0, where 1 + e rounds to 1 (|x| > 17), where exp(x) overflows
 # (|x| > 89), the +-1e4 logits of the losses' edge cases, and infinities.
-X = np.concatenate([
+X = np.concatenate(
+  [
     np.linspace(-30, 30, 241),
     [0.0, -0.0, 1e-8, -1e-8, 88.0, 90.0, -90.0, 1e4, -1e4, np.inf, -np.inf],
-]).astype(np.float32)
+  ]
+).astype(np.float32)
 
 
 def _vjp(fn, x):
@@ -38,14 +40,14 @@ def _torch(fn, x):
 
 
 @pytest.mark.parametrize(
-    "ours, theirs",
-    [
-        # torch's softplus returns x itself above its threshold (20): equal in
-        # float32, as log1p(exp(-20)) = 2e-9 is below half an ulp of 20.
-        (softplus, F.softplus),
-        (log_sigmoid, F.logsigmoid),
-    ],
-    ids=["softplus", "log_sigmoid"],
+  "ours, theirs",
+  [
+    # torch's softplus returns x itself above its threshold (20): equal in
+    # float32, as log1p(exp(-20)) = 2e-9 is below half an ulp of 20.
+    (softplus, F.softplus),
+    (log_sigmoid, F.logsigmoid),
+  ],
+  ids=["softplus", "log_sigmoid"],
 )
 def test_value_and_gradient_match_torch(ours, theirs):
   value, grad = _vjp(ours, X)

@@ -60,7 +60,7 @@ def test_mse_mae_002():
 
 
 def test_example_prints_the_notes_values(capsys):
-  # The README's first command runs this example.
+  # The README points to this example (python -m jaxtrain.examples.notes_losses).
   from jaxtrain.examples import notes_losses
 
   notes_losses.main()

@@ -36,8 +36,10 @@ def logits_and_classes(draw):
 @st.composite
 def pairs(draw):
   shape = draw(SHAPES)
-  return (draw(hnp.arrays(np.float32, shape, elements=FINITE)),
-          draw(hnp.arrays(np.float32, shape, elements=FINITE)))
+  return (
+    draw(hnp.arrays(np.float32, shape, elements=FINITE)),
+    draw(hnp.arrays(np.float32, shape, elements=FINITE)),
+  )
 
 
 @st.composite
@@ -49,20 +51,22 @@ def logits_and_probabilities(draw):
 
 # (name, loss(input, target, reduction)); each group shares a strategy of inputs.
 CLASS_LOSSES = [
-    ("cross_entropy", L.cross_entropy),
-    ("nll_loss", lambda x, y, reduction: L.nll_loss(jax.nn.log_softmax(x), y, reduction=reduction)),
-    ("multi_margin_loss", L.multi_margin_loss),
+  ("cross_entropy", L.cross_entropy),
+  ("nll_loss", lambda x, y, reduction: L.nll_loss(jax.nn.log_softmax(x), y, reduction=reduction)),
+  ("multi_margin_loss", L.multi_margin_loss),
 ]
 PAIR_LOSSES = [
-    ("mse_loss", L.mse_loss),
-    ("l1_loss", L.l1_loss),
-    ("smooth_l1_loss", L.smooth_l1_loss),
-    ("huber_loss", L.huber_loss),
-    ("soft_margin_loss", lambda x, y, reduction: L.soft_margin_loss(x, jnp.sign(y) + (y == 0),
-                                                                 reduction=reduction)),
+  ("mse_loss", L.mse_loss),
+  ("l1_loss", L.l1_loss),
+  ("smooth_l1_loss", L.smooth_l1_loss),
+  ("huber_loss", L.huber_loss),
+  (
+    "soft_margin_loss",
+    lambda x, y, reduction: L.soft_margin_loss(x, jnp.sign(y) + (y == 0), reduction=reduction),
+  ),
 ]
 PROB_LOSSES = [
-    ("binary_cross_entropy_with_logits", L.binary_cross_entropy_with_logits),
+  ("binary_cross_entropy_with_logits", L.binary_cross_entropy_with_logits),
 ]
 
 
@@ -70,8 +74,13 @@ def _all(draw_losses):
   return [(name, fn, strategy) for losses, strategy in draw_losses for name, fn in losses]
 
 
-ALL = _all([(CLASS_LOSSES, logits_and_classes()), (PAIR_LOSSES, pairs()),
-            (PROB_LOSSES, logits_and_probabilities())])
+ALL = _all(
+  [
+    (CLASS_LOSSES, logits_and_classes()),
+    (PAIR_LOSSES, pairs()),
+    (PROB_LOSSES, logits_and_probabilities()),
+  ]
+)
 
 
 def _n(fn, x, y):
@@ -79,8 +88,11 @@ def _n(fn, x, y):
   return fn(x, y, reduction="none").size
 
 
-PARAMS = dict(argnames="fn,strategy", argvalues=[(fn, strategy) for _, fn, strategy in ALL],
-              ids=[name for name, _, _ in ALL])
+PARAMS = dict(
+  argnames="fn,strategy",
+  argvalues=[(fn, strategy) for _, fn, strategy in ALL],
+  ids=[name for name, _, _ in ALL],
+)
 
 
 @pytest.mark.parametrize(**PARAMS)
@@ -99,11 +111,13 @@ def test_permuting_the_batch_changes_nothing(fn, strategy, data):
   x, y = data.draw(strategy)
   perm = np.asarray(data.draw(st.permutations(range(len(x)))))
   for reduction in ("mean", "sum"):
-    np.testing.assert_allclose(fn(x[perm], y[perm], reduction=reduction),
-                               fn(x, y, reduction=reduction), rtol=2e-5, atol=1e-4)
+    np.testing.assert_allclose(
+      fn(x[perm], y[perm], reduction=reduction), fn(x, y, reduction=reduction), rtol=2e-5, atol=1e-4
+    )
   # 'none' permutes with the batch.
-  np.testing.assert_allclose(fn(x[perm], y[perm], reduction="none"),
-                             np.asarray(fn(x, y, reduction="none"))[perm], rtol=1e-6)
+  np.testing.assert_allclose(
+    fn(x[perm], y[perm], reduction="none"), np.asarray(fn(x, y, reduction="none"))[perm], rtol=1e-6
+  )
 
 
 @pytest.mark.parametrize(**PARAMS)
@@ -132,7 +146,12 @@ def test_ignore_index_is_the_mean_over_the_kept_targets(xy, ignored):
   y[: ignored + 1] = -100
   kept = y != -100
   mean = L.cross_entropy(x, y, reduction="mean", ignore_index=-100)
-  np.testing.assert_allclose(mean, L.cross_entropy(x[kept], y[kept], reduction="mean"), rtol=2e-5,
-                             atol=1e-5)
-  np.testing.assert_allclose(L.cross_entropy(x, y, reduction="sum", ignore_index=-100),
-                             mean * kept.sum(), rtol=2e-5, atol=1e-4)
+  np.testing.assert_allclose(
+    mean, L.cross_entropy(x[kept], y[kept], reduction="mean"), rtol=2e-5, atol=1e-5
+  )
+  np.testing.assert_allclose(
+    L.cross_entropy(x, y, reduction="sum", ignore_index=-100),
+    mean * kept.sum(),
+    rtol=2e-5,
+    atol=1e-4,
+  )

@@ -4,7 +4,6 @@ Tolerance: rtol 1e-5, atol 1e-6 x the array's largest magnitude (tests/oracle.py
 """
 
 import pytest
-
 from loss_cases import by_id, regression_cases
 from oracle import compare_with_torch
 

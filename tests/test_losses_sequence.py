@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from oracle import assert_close, compare_with_torch
 
 from jaxtrain.losses.sequence import ctc_loss
-from oracle import assert_close, compare_with_torch
 
 REDUCTIONS = ("none", "mean", "sum")
 
@@ -87,8 +87,8 @@ def test_unbatched_matches_torch(reduction, zero_infinity, form):
   tg = _padded([target], width=5)[0] if form == "padded" else np.array(target)
   il = np.array(3 if zero_infinity else 7)
   j, _ = compare_with_torch(
-      *_fns(reduction, zero_infinity, unbatched_padded=form == "padded"),
-      [lp, tg, il, np.array(len(target))],
+    *_fns(reduction, zero_infinity, unbatched_padded=form == "padded"),
+    [lp, tg, il, np.array(len(target))],
   )
   assert j.shape == () and (j == 0) == zero_infinity
 
@@ -162,11 +162,13 @@ def test_infinite_loss_gradient_is_nan_even_under_zero_cotangent():
   lp = _log_softmax(rng, 4, 2, 3)
   tg, il, tl = _padded([[1, 2], [1, 1]]), np.array([4, 2]), np.array([2, 2])
   x = torch.from_numpy(lp).requires_grad_()
-  out = F.ctc_loss(x, torch.from_numpy(tg), torch.from_numpy(il), torch.from_numpy(tl), reduction="none")
+  out = F.ctc_loss(
+    x, torch.from_numpy(tg), torch.from_numpy(il), torch.from_numpy(tl), reduction="none"
+  )
   (tg_grad,) = torch.autograd.grad((out * torch.tensor([1.0, 0.0])).sum(), x)
-  j_grad = jax.jit(jax.grad(
-      lambda x: jnp.sum(ctc_loss(x, tg, il, tl, reduction="none") * jnp.array([1.0, 0.0]))
-  ))(lp)
+  j_grad = jax.jit(
+    jax.grad(lambda x: jnp.sum(ctc_loss(x, tg, il, tl, reduction="none") * jnp.array([1.0, 0.0])))
+  )(lp)
   tg_grad = tg_grad.numpy()
   assert np.isnan(tg_grad[:2, 1]).all() and (tg_grad[2:, 1] == 0).all()
   assert_close(j_grad, tg_grad, what="gradient")
@@ -187,7 +189,9 @@ def test_half_precision_computed_in_float32(dtype):
   (grad,) = pullback(jnp.asarray(cot, dtype))
   assert out.dtype == grad.dtype == jnp.dtype(dtype)
   x = torch.from_numpy(np.asarray(lp, np.float32)).requires_grad_()
-  t_out = F.ctc_loss(x, torch.from_numpy(tg), torch.from_numpy(il), torch.from_numpy(tl), reduction="none")
+  t_out = F.ctc_loss(
+    x, torch.from_numpy(tg), torch.from_numpy(il), torch.from_numpy(tl), reduction="none"
+  )
   # The cotangent as the half type holds it, so only output rounding differs.
   t_cot = torch.from_numpy(np.asarray(jnp.asarray(cot, dtype), np.float32))
   (t_grad,) = torch.autograd.grad((t_out * t_cot).sum(), x)
@@ -217,8 +221,11 @@ def test_jit_concatenated_traced_lengths_equals_eager():
   lp = _log_softmax(rng, 8, 3, 5)
   tg, il, tl = np.array([1, 1, 4, 2, 3, 4]), np.array([8, 2, 6]), np.array([2, 1, 3])
   torch_val = F.ctc_loss(
-      torch.from_numpy(lp), torch.from_numpy(tg), torch.from_numpy(il), torch.from_numpy(tl),
-      reduction="none",
+    torch.from_numpy(lp),
+    torch.from_numpy(tg),
+    torch.from_numpy(il),
+    torch.from_numpy(tl),
+    reduction="none",
   ).numpy()
   eager = ctc_loss(lp, tg, il, tl, reduction="none")
   jitted = jax.jit(lambda *a: ctc_loss(*a, reduction="none"))(lp, tg, il, tl)
@@ -232,7 +239,9 @@ def test_vmap_of_unbatched_equals_batched():
   lp = _log_softmax(rng, 8, 3, 4)
   tg, il, tl = _padded([[1, 1], [2, 3, 1], [3]]), np.array([8, 6, 3]), np.array([2, 3, 1])
   x = torch.from_numpy(lp).requires_grad_()
-  t_out = F.ctc_loss(x, torch.from_numpy(tg), torch.from_numpy(il), torch.from_numpy(tl), reduction="sum")
+  t_out = F.ctc_loss(
+    x, torch.from_numpy(tg), torch.from_numpy(il), torch.from_numpy(tl), reduction="sum"
+  )
   (t_grad,) = torch.autograd.grad(t_out, x)
 
   def single(lp_n, tg_n, il_n, tl_n):
@@ -251,7 +260,7 @@ def test_traced_inconsistent_lengths_give_nan():
   lp = _log_softmax(np.random.default_rng(12), 4, 2, 3)
   tg = _padded([[1], [2]], width=1)
   out = jax.jit(lambda il, tl: ctc_loss(lp, tg, il, tl, reduction="none"))(
-      jnp.array([5, 4]), jnp.array([1, 2])
+    jnp.array([5, 4]), jnp.array([1, 2])
   )
   assert np.isnan(out).all()
 
@@ -263,29 +272,95 @@ def test_traced_inconsistent_lengths_give_nan():
 _LP = np.zeros((5, 2, 4), np.float32)
 _TG = np.array([[1, 1, 2], [1, 2, 3]])
 _BAD = [
-    ("reduction", dict(reduction="avg"), ValueError, "reduction='avg'", True),
-    ("log_probs 4-D", dict(lp=_LP[None]), ValueError, "log_probs must be 3-D", True),
-    ("log_probs 1-D", dict(lp=_LP[:, 0, 0]), ValueError, "log_probs must be 3-D", True),
-    ("log_probs empty", dict(lp=_LP[:, :0], tg=_TG[:0], il=[], tl=[]), ValueError, "must not be empty", True),
-    ("log_probs int", dict(lp=_LP.astype(np.int32)), TypeError, "log_probs must be a floating", True),
-    ("input_lengths size", dict(il=[5, 3, 3]), ValueError, "input_lengths must have one entry", True),
-    ("target_lengths size", dict(tl=[2]), ValueError, "target_lengths must have one entry", True),
-    ("targets batch", dict(tg=_TG[:1]), ValueError, "padded targets must have shape (N, S)", True),
-    ("targets narrow", dict(tg=_TG[:, :2], tl=[2, 3]), ValueError, "width S >= max(target_lengths) = 3", True),
-    ("targets 3-D", dict(tg=_TG[None]), ValueError, "targets must be 1-D", True),
-    ("concat short", dict(tg=np.array([1, 1, 1, 2])), ValueError, "sum(target_lengths) = 5", True),
-    ("concat long", dict(tg=np.array([1, 1, 1, 2, 3, 3])), ValueError, "sum(target_lengths) = 5", True),
-    ("float targets", dict(tg=_TG.astype(np.float32)), TypeError, "targets must hold integers", False),
-    ("float input_lengths", dict(il=np.array([5.0, 3.0])), TypeError, "input_lengths must hold integers", True),
-    ("float target_lengths", dict(tl=[2.0, 3.0]), TypeError, "target_lengths must hold integers", True),
-    ("input_length > T", dict(il=[6, 3]), ValueError, "input_lengths must be at most T = 5", True),
-    ("negative input_length", dict(il=[-1, 3]), ValueError, "input_lengths must be non-negative", True),
-    ("negative target_length", dict(tl=[-1, 3]), ValueError, "target_lengths must be non-negative", True),
-    ("blank = C", dict(blank=4), ValueError, "blank=4 must be in label range", True),
-    ("blank < 0", dict(blank=-1), ValueError, "blank=-1 must be in label range", True),
-    ("label >= C", dict(tg=np.array([[1, 7, 2], [1, 2, 3]])), ValueError, "targets hold label 7", None),
-    ("label < 0", dict(tg=np.array([[1, -1, 2], [1, 2, 3]])), ValueError, "targets hold label -1", None),
-    ("unbatched lengths size", dict(lp=_LP[:, 0], tg=_TG[0], il=[5, 5], tl=[2]), ValueError, "input_lengths must have one entry", True),
+  ("reduction", dict(reduction="avg"), ValueError, "reduction='avg'", True),
+  ("log_probs 4-D", dict(lp=_LP[None]), ValueError, "log_probs must be 3-D", True),
+  ("log_probs 1-D", dict(lp=_LP[:, 0, 0]), ValueError, "log_probs must be 3-D", True),
+  (
+    "log_probs empty",
+    dict(lp=_LP[:, :0], tg=_TG[:0], il=[], tl=[]),
+    ValueError,
+    "must not be empty",
+    True,
+  ),
+  ("log_probs int", dict(lp=_LP.astype(np.int32)), TypeError, "log_probs must be a floating", True),
+  ("input_lengths size", dict(il=[5, 3, 3]), ValueError, "input_lengths must have one entry", True),
+  ("target_lengths size", dict(tl=[2]), ValueError, "target_lengths must have one entry", True),
+  ("targets batch", dict(tg=_TG[:1]), ValueError, "padded targets must have shape (N, S)", True),
+  (
+    "targets narrow",
+    dict(tg=_TG[:, :2], tl=[2, 3]),
+    ValueError,
+    "width S >= max(target_lengths) = 3",
+    True,
+  ),
+  ("targets 3-D", dict(tg=_TG[None]), ValueError, "targets must be 1-D", True),
+  ("concat short", dict(tg=np.array([1, 1, 1, 2])), ValueError, "sum(target_lengths) = 5", True),
+  (
+    "concat long",
+    dict(tg=np.array([1, 1, 1, 2, 3, 3])),
+    ValueError,
+    "sum(target_lengths) = 5",
+    True,
+  ),
+  (
+    "float targets",
+    dict(tg=_TG.astype(np.float32)),
+    TypeError,
+    "targets must hold integers",
+    False,
+  ),
+  (
+    "float input_lengths",
+    dict(il=np.array([5.0, 3.0])),
+    TypeError,
+    "input_lengths must hold integers",
+    True,
+  ),
+  (
+    "float target_lengths",
+    dict(tl=[2.0, 3.0]),
+    TypeError,
+    "target_lengths must hold integers",
+    True,
+  ),
+  ("input_length > T", dict(il=[6, 3]), ValueError, "input_lengths must be at most T = 5", True),
+  (
+    "negative input_length",
+    dict(il=[-1, 3]),
+    ValueError,
+    "input_lengths must be non-negative",
+    True,
+  ),
+  (
+    "negative target_length",
+    dict(tl=[-1, 3]),
+    ValueError,
+    "target_lengths must be non-negative",
+    True,
+  ),
+  ("blank = C", dict(blank=4), ValueError, "blank=4 must be in label range", True),
+  ("blank < 0", dict(blank=-1), ValueError, "blank=-1 must be in label range", True),
+  (
+    "label >= C",
+    dict(tg=np.array([[1, 7, 2], [1, 2, 3]])),
+    ValueError,
+    "targets hold label 7",
+    None,
+  ),
+  (
+    "label < 0",
+    dict(tg=np.array([[1, -1, 2], [1, 2, 3]])),
+    ValueError,
+    "targets hold label -1",
+    None,
+  ),
+  (
+    "unbatched lengths size",
+    dict(lp=_LP[:, 0], tg=_TG[0], il=[5, 5], tl=[2]),
+    ValueError,
+    "input_lengths must have one entry",
+    True,
+  ),
 ]
 
 
@@ -304,8 +379,14 @@ def test_bad_input_raises(name, kwargs, error, fragment, torch_rejects):
     def lengths(x):  # lists stay Python sequences; torch reads arrays as tensors
       return torch.from_numpy(x) if isinstance(x, np.ndarray) else x
 
-    F.ctc_loss(torch.from_numpy(lp), torch.from_numpy(tg), lengths(il), lengths(tl), blank=blank,
-               reduction=reduction)
+    F.ctc_loss(
+      torch.from_numpy(lp),
+      torch.from_numpy(tg),
+      lengths(il),
+      lengths(tl),
+      blank=blank,
+      reduction=reduction,
+    )
 
   if torch_rejects:
     with pytest.raises((RuntimeError, ValueError, TypeError, NotImplementedError)):

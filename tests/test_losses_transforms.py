@@ -8,7 +8,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-
 from loss_cases import classification_cases, ranking_cases, regression_cases
 from oracle import assert_close, to_torch
 
@@ -72,9 +71,10 @@ def test_half_precision_dtype_and_value(case, dtype):
   value = case.jax_fn(*jargs)
   # Integer targets go to torch as the int64 they were made as.
   targs = [
-      to_torch(np.asarray(j, np.float32)).to(tdt) if jnp.issubdtype(j.dtype, jnp.floating)
-      else to_torch(a)
-      for j, a in zip(jargs, case.args)
+    to_torch(np.asarray(j, np.float32)).to(tdt)
+    if jnp.issubdtype(j.dtype, jnp.floating)
+    else to_torch(a)
+    for j, a in zip(jargs, case.args)
   ]
   try:
     expected = case.torch_fn(*targs)
@@ -86,8 +86,13 @@ def test_half_precision_dtype_and_value(case, dtype):
     assert case.name in ("multi_margin_loss", "multilabel_margin_loss"), case.name
     expected = case.torch_fn(*[t.float() if t.is_floating_point() else t for t in targs])
   assert value.dtype == jdt, f"result dtype {value.dtype}, input dtype {dtype}"
-  assert_close(value.astype(jnp.float32), expected.float().numpy(), rtol=HALF_RTOL[dtype],
-               atol=HALF_RTOL[dtype], what=dtype)
+  assert_close(
+    value.astype(jnp.float32),
+    expected.float().numpy(),
+    rtol=HALF_RTOL[dtype],
+    atol=HALF_RTOL[dtype],
+    what=dtype,
+  )
   grads = jax.grad(lambda *a: case.jax_fn(*a).astype(jnp.float32))(*jargs)
   assert grads.dtype == jdt
 
@@ -128,11 +133,14 @@ def test_hessian_vector_product_matches_torch_double_backward(case):
 # bytes), where before these changes they held one (cross_entropy: 434,176 bytes) or
 # two (l1_loss: 1,048,576). (mse_loss needed none before either: XLA wrote x - y into
 # the gradient's output buffer, so it is not a case here.)
-@pytest.mark.parametrize("name,shape,kw", [
+@pytest.mark.parametrize(
+  "name,shape,kw",
+  [
     ("cross_entropy", (1024, 100), {}),
     ("cross_entropy", (1024, 100), {"label_smoothing": 0.1, "weight": np.ones(100, np.float32)}),
     ("l1_loss", (1024, 128), {}),
-])
+  ],
+)
 def test_value_and_gradient_keep_no_input_sized_temporary(name, shape, kw):
   import jaxtrain.losses as L
 
@@ -140,7 +148,9 @@ def test_value_and_gradient_keep_no_input_sized_temporary(name, shape, kw):
   y = jnp.zeros(shape[0], jnp.int32) if name == "cross_entropy" else jnp.ones(shape)
   fn = jax.value_and_grad(lambda x, y: getattr(L, name)(x, y, **kw))
   temp = jax.jit(fn).lower(x, y).compile().memory_analysis().temp_size_in_bytes
-  assert temp < x.size * 4 // 8, f"{name}: {temp} bytes of temporaries for a {x.size * 4}-byte input"
+  assert temp < x.size * 4 // 8, (
+    f"{name}: {temp} bytes of temporaries for a {x.size * 4}-byte input"
+  )
 
 
 def test_concrete_calls_take_the_plain_path_with_the_same_numbers():
@@ -150,7 +160,9 @@ def test_concrete_calls_take_the_plain_path_with_the_same_numbers():
   from jaxtrain.losses._checks import plain_when_concrete
 
   calls = []
-  rule = plain_when_concrete(lambda x: calls.append("rule") or x, lambda x: calls.append("plain") or x)
+  rule = plain_when_concrete(
+    lambda x: calls.append("rule") or x, lambda x: calls.append("plain") or x
+  )
   rule(jnp.ones(2))
   jax.jit(rule)(jnp.ones(2))
   assert calls == ["plain", "rule"]
@@ -158,7 +170,11 @@ def test_concrete_calls_take_the_plain_path_with_the_same_numbers():
   rng = np.random.default_rng(3)
   x, y = (jnp.asarray(rng.standard_normal((8, 5)).astype(np.float32)) for _ in range(2))
   t = jnp.asarray(rng.integers(0, 5, 8))
-  for fn, args in [(L.cross_entropy, (x, t)), (L.huber_loss, (x, y)), (L.l1_loss, (x, y)),
-                   (L.binary_cross_entropy_with_logits, (x, jax.nn.sigmoid(y))),
-                   (L.soft_margin_loss, (x, jnp.sign(y)))]:
+  for fn, args in [
+    (L.cross_entropy, (x, t)),
+    (L.huber_loss, (x, y)),
+    (L.l1_loss, (x, y)),
+    (L.binary_cross_entropy_with_logits, (x, jax.nn.sigmoid(y))),
+    (L.soft_margin_loss, (x, jnp.sign(y))),
+  ]:
     np.testing.assert_allclose(fn(*args), jax.jit(fn)(*args), rtol=1e-6, err_msg=fn.__name__)

@@ -7,21 +7,20 @@ and the forward passes (and the CNN's gradients) compared.
 from __future__ import annotations
 
 import math
+import re
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
 import numpy as np
 import optax
 import pytest
 import torch
+from flax import nnx
+from notes_torch import TorchMLP, TorchRNN, Tudui, torch_regression, torch_softmax_regression
 from torch import nn
 
 from jaxtrain import models
 from jaxtrain.models import count_params
-from notes_torch import Tudui, TorchMLP, TorchRNN, torch_regression, torch_softmax_regression
-import re
-
 
 # --- the torch models, as written in the notes --------------------------------------
 
@@ -81,13 +80,18 @@ def _abstract(make):
   return nnx.eval_shape(make)
 
 
-@pytest.mark.parametrize("in_channels,image_size,fc_in,expected", [
+@pytest.mark.parametrize(
+  "in_channels,image_size,fc_in,expected",
+  [
     (3, 32, 1024, 145_578),  # the note's CIFAR-10 net: 145,578 (torch's count)
     (1, 28, 576, None),  # MNIST: 28 -> 14 -> 7 -> 3, 64 * 3 * 3 = 576
     (1, 8, 64, None),  # scikit-learn digits: 8 -> 4 -> 2 -> 1
-])
+  ],
+)
 def test_cnn_param_count(in_channels, image_size, fc_in, expected):
-  model = _abstract(lambda: models.CNN(in_channels=in_channels, image_size=image_size, rngs=nnx.Rngs(0)))
+  model = _abstract(
+    lambda: models.CNN(in_channels=in_channels, image_size=image_size, rngs=nnx.Rngs(0))
+  )
   n = torch_count(Tudui(in_channels, fc_in))
   assert count_params(model) == n
   if expected is not None:
@@ -103,7 +107,10 @@ def test_other_param_counts():
 
 
 def test_count_params_concrete_model():
-  assert count_params(models.RegressionNet(in_features=3, hidden=2, rngs=nnx.Rngs(0))) == 3 * 2 + 2 + 2 + 1
+  assert (
+    count_params(models.RegressionNet(in_features=3, hidden=2, rngs=nnx.Rngs(0)))
+    == 3 * 2 + 2 + 2 + 1
+  )
 
 
 # --- forward passes against torch with copied weights --------------------------------
@@ -132,7 +139,9 @@ def test_cnn_matches_torch(in_channels, image_size, fc_in):
     g = conv.weight.grad.permute(2, 3, 1, 0).numpy()
     np.testing.assert_allclose(ours.kernel[...], g, rtol=1e-4, atol=1e-5 * np.abs(g).max())
     np.testing.assert_allclose(ours.bias[...], conv.bias.grad.numpy(), rtol=1e-4, atol=1e-6)
-  np.testing.assert_allclose(grads.fc2.kernel[...], seq[8].weight.grad.numpy().T, rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(
+    grads.fc2.kernel[...], seq[8].weight.grad.numpy().T, rtol=1e-4, atol=1e-6
+  )
 
 
 def test_mlp_matches_torch():
@@ -157,7 +166,9 @@ def test_regression_and_softmax_regression_match_torch():
   x = jax.random.normal(jax.random.key(0), (6, 10))
   out = reg(x)
   assert out.shape == (6, 1)
-  np.testing.assert_allclose(out, reg_t(torch.tensor(np.asarray(x))).detach().numpy(), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+    out, reg_t(torch.tensor(np.asarray(x))).detach().numpy(), rtol=1e-5, atol=1e-6
+  )
   img = jax.random.uniform(jax.random.key(1), (3, 28, 28, 1))
   expected = soft_t(_nchw(img)).detach().numpy()  # nn.Flatten on (N, 1, 28, 28)
   np.testing.assert_allclose(soft(img), expected, rtol=1e-5, atol=1e-5)
@@ -192,16 +203,23 @@ def test_rnn_reads_image_rows():
     model(jnp.zeros((3, 28, 27)))
 
 
-@pytest.mark.parametrize("model_fn,x_shape,out_shape", [
+@pytest.mark.parametrize(
+  "model_fn,x_shape,out_shape",
+  [
     (lambda r: models.CNN(rngs=r), (2, 32, 32, 3), (2, 10)),
-    (lambda r: models.CNN(in_channels=1, image_size=28, num_classes=7, rngs=r), (2, 28, 28, 1), (2, 7)),
+    (
+      lambda r: models.CNN(in_channels=1, image_size=28, num_classes=7, rngs=r),
+      (2, 28, 28, 1),
+      (2, 7),
+    ),
     (lambda r: models.CNN(in_channels=1, image_size=8, rngs=r), (2, 8, 8, 1), (2, 10)),
     (lambda r: models.MLP(in_features=64, hidden=32, rngs=r), (2, 8, 8, 1), (2, 10)),
     (lambda r: models.MLP(rngs=r), (2, 784), (2, 10)),
     (lambda r: models.RNNClassifier(input_size=24, num_classes=3, rngs=r), (2, 8, 8, 3), (2, 3)),
     (lambda r: models.SoftmaxRegression(in_features=64, rngs=r), (2, 8, 8, 1), (2, 10)),
     (lambda r: models.RegressionNet(in_features=4, hidden=3, rngs=r), (2, 4), (2, 1)),
-])
+  ],
+)
 def test_forward_shapes(model_fn, x_shape, out_shape):
   assert model_fn(nnx.Rngs(0))(jnp.ones(x_shape)).shape == out_shape
 
@@ -236,7 +254,9 @@ def test_init_follows_torch_defaults():
   _check_uniform(mlp.output.kernel[...], 1 / 16, stats=True)
   rnn = models.RNNClassifier(rngs=rngs)
   for p in (rnn.weight_ih, rnn.weight_hh, rnn.bias_ih, rnn.bias_hh):
-    _check_uniform(p[...], 1 / math.sqrt(128), stats=p is rnn.weight_hh)  # nn.RNN: U(+-1/sqrt(hidden))
+    _check_uniform(
+      p[...], 1 / math.sqrt(128), stats=p is rnn.weight_hh
+    )  # nn.RNN: U(+-1/sqrt(hidden))
   reg = models.RegressionNet(rngs=rngs)
   _check_uniform(reg.linear1.kernel[...], 1 / math.sqrt(10), stats=False)
   soft = models.SoftmaxRegression(rngs=rngs)
@@ -281,7 +301,9 @@ def test_cnn_train_step_scan_matches_loop_and_compiles_once():
     losses.append(loss)
     assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
   assert len(traces) == 1
-  p_scan, (scan_losses, _) = jax.jit(lambda p, xs, ys: jax.lax.scan(step, p, (xs, ys)))(params, xs, ys)
+  p_scan, (scan_losses, _) = jax.jit(lambda p, xs, ys: jax.lax.scan(step, p, (xs, ys)))(
+    params, xs, ys
+  )
   np.testing.assert_allclose(scan_losses, np.array(losses), rtol=1e-5)
   for a, b in zip(jax.tree.leaves(p_scan), jax.tree.leaves(p_loop)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -297,48 +319,100 @@ RNN = models.RNNClassifier(input_size=28, hidden_size=8, rngs=r)
 REG = models.RegressionNet(in_features=10, rngs=r)
 
 BAD_INPUT = [
-    ("cnn without channel axis", lambda: CNN1(jnp.zeros((5, 8, 8))),
-     "CNN expects images x of shape (N, 8, 8, 1) (image_size=8, in_channels=1, channels last), "
-     "got shape (5, 8, 8); the channel axis is missing: use x[..., None]"),
-    ("cnn wrong channel count", lambda: CNN1(jnp.zeros((5, 8, 8, 3))),
-     "got shape (5, 8, 8, 3); 3 channels, but in_channels=1"),
-    ("cnn channels first", lambda: CNN3(jnp.zeros((2, 3, 32, 32))),
-     "got shape (2, 3, 32, 32); this looks channels-first (NCHW): use x.transpose(0, 2, 3, 1)"),
-    ("cnn wrong image size", lambda: CNN3(jnp.zeros((2, 28, 28, 3))),
-     "CNN expects images x of shape (N, 32, 32, 3)"),
-    ("mlp wrong feature count", lambda: MLP(jnp.zeros((4, 784))),
-     "MLP: x of shape (4, 784) has 784 features per example; expected (N, 64) or (N, H, W, C) "
-     "with H * W * C == 64 (in_features=64)"),
-    ("mlp wrong image size", lambda: MLP(jnp.zeros((4, 28, 28, 1))),
-     "MLP: x of shape (4, 28, 28, 1) has 784 features per example"),
-    ("mlp one example without batch axis", lambda: MLP(jnp.zeros(64)),
-     "MLP: x must be a batch (N, 64) or (N, H, W, C) with H * W * C == 64 (in_features=64), got "
-     "shape (64,) (one example? add the batch axis: x[None])"),
-    ("softmax regression wrong features", lambda: SOFTMAX(jnp.zeros((4, 63))),
-     "SoftmaxRegression: x of shape (4, 63) has 63 features per example; expected (N, 64)"),
-    ("rnn wrong rank", lambda: RNN(jnp.zeros((4, 28))),
-     "RNNClassifier expects x of shape (N, T, 28) or images (N, H, W, C) with W * C == 28 "
-     "(input_size=28), got shape (4, 28)"),
-    ("rnn wrong features per step", lambda: RNN(jnp.zeros((4, 28, 27))),
-     "RNNClassifier expects x of shape (N, T, 28)"),
-    ("rnn images with channels", lambda: RNN(jnp.zeros((4, 28, 28, 3))),
-     "(input_size=28), got shape (4, 28, 28, 3)"),
-    ("regression net wrong features", lambda: REG(jnp.zeros((4, 3))),
-     "RegressionNet: x must have shape (N, 10) (in_features=10), got shape (4, 3)"),
-    ("cnn zero channels", lambda: models.CNN(in_channels=0, rngs=nnx.Rngs(0)),
-     "CNN: in_channels must be a positive integer, got 0"),
-    ("cnn float image size", lambda: models.CNN(image_size=32.0, rngs=nnx.Rngs(0)),
-     "CNN: image_size must be a positive integer, got 32.0"),
-    ("mlp zero hidden", lambda: models.MLP(hidden=0, rngs=nnx.Rngs(0)),
-     "MLP: hidden must be a positive integer, got 0"),
-    ("rnn negative hidden", lambda: models.RNNClassifier(hidden_size=-1, rngs=nnx.Rngs(0)),
-     "RNNClassifier: hidden_size must be a positive integer, got -1"),
-    ("softmax regression no classes", lambda: models.SoftmaxRegression(num_classes=0,
-                                                                       rngs=nnx.Rngs(0)),
-     "SoftmaxRegression: num_classes must be a positive integer, got 0"),
-    ("regression net bool features", lambda: models.RegressionNet(in_features=True,
-                                                                  rngs=nnx.Rngs(0)),
-     "RegressionNet: in_features must be a positive integer, got True"),
+  (
+    "cnn without channel axis",
+    lambda: CNN1(jnp.zeros((5, 8, 8))),
+    "CNN expects images x of shape (N, 8, 8, 1) (image_size=8, in_channels=1, channels last), "
+    "got shape (5, 8, 8); the channel axis is missing: use x[..., None]",
+  ),
+  (
+    "cnn wrong channel count",
+    lambda: CNN1(jnp.zeros((5, 8, 8, 3))),
+    "got shape (5, 8, 8, 3); 3 channels, but in_channels=1",
+  ),
+  (
+    "cnn channels first",
+    lambda: CNN3(jnp.zeros((2, 3, 32, 32))),
+    "got shape (2, 3, 32, 32); this looks channels-first (NCHW): use x.transpose(0, 2, 3, 1)",
+  ),
+  (
+    "cnn wrong image size",
+    lambda: CNN3(jnp.zeros((2, 28, 28, 3))),
+    "CNN expects images x of shape (N, 32, 32, 3)",
+  ),
+  (
+    "mlp wrong feature count",
+    lambda: MLP(jnp.zeros((4, 784))),
+    "MLP: x of shape (4, 784) has 784 features per example; expected (N, 64) or (N, H, W, C) "
+    "with H * W * C == 64 (in_features=64)",
+  ),
+  (
+    "mlp wrong image size",
+    lambda: MLP(jnp.zeros((4, 28, 28, 1))),
+    "MLP: x of shape (4, 28, 28, 1) has 784 features per example",
+  ),
+  (
+    "mlp one example without batch axis",
+    lambda: MLP(jnp.zeros(64)),
+    "MLP: x must be a batch (N, 64) or (N, H, W, C) with H * W * C == 64 (in_features=64), got "
+    "shape (64,) (one example? add the batch axis: x[None])",
+  ),
+  (
+    "softmax regression wrong features",
+    lambda: SOFTMAX(jnp.zeros((4, 63))),
+    "SoftmaxRegression: x of shape (4, 63) has 63 features per example; expected (N, 64)",
+  ),
+  (
+    "rnn wrong rank",
+    lambda: RNN(jnp.zeros((4, 28))),
+    "RNNClassifier expects x of shape (N, T, 28) or images (N, H, W, C) with W * C == 28 "
+    "(input_size=28), got shape (4, 28)",
+  ),
+  (
+    "rnn wrong features per step",
+    lambda: RNN(jnp.zeros((4, 28, 27))),
+    "RNNClassifier expects x of shape (N, T, 28)",
+  ),
+  (
+    "rnn images with channels",
+    lambda: RNN(jnp.zeros((4, 28, 28, 3))),
+    "(input_size=28), got shape (4, 28, 28, 3)",
+  ),
+  (
+    "regression net wrong features",
+    lambda: REG(jnp.zeros((4, 3))),
+    "RegressionNet: x must have shape (N, 10) (in_features=10), got shape (4, 3)",
+  ),
+  (
+    "cnn zero channels",
+    lambda: models.CNN(in_channels=0, rngs=nnx.Rngs(0)),
+    "CNN: in_channels must be a positive integer, got 0",
+  ),
+  (
+    "cnn float image size",
+    lambda: models.CNN(image_size=32.0, rngs=nnx.Rngs(0)),
+    "CNN: image_size must be a positive integer, got 32.0",
+  ),
+  (
+    "mlp zero hidden",
+    lambda: models.MLP(hidden=0, rngs=nnx.Rngs(0)),
+    "MLP: hidden must be a positive integer, got 0",
+  ),
+  (
+    "rnn negative hidden",
+    lambda: models.RNNClassifier(hidden_size=-1, rngs=nnx.Rngs(0)),
+    "RNNClassifier: hidden_size must be a positive integer, got -1",
+  ),
+  (
+    "softmax regression no classes",
+    lambda: models.SoftmaxRegression(num_classes=0, rngs=nnx.Rngs(0)),
+    "SoftmaxRegression: num_classes must be a positive integer, got 0",
+  ),
+  (
+    "regression net bool features",
+    lambda: models.RegressionNet(in_features=True, rngs=nnx.Rngs(0)),
+    "RegressionNet: in_features must be a positive integer, got True",
+  ),
 ]
 
 

@@ -9,30 +9,30 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from jax import lax
 
 from jaxtrain import ops
 
 # (N, H, W, C_in, C_out, k, padding): odd sizes, channels 1/3/32, paddings 0, 2, 'SAME',
 # explicit asymmetric pairs and a pad wider than k - 1 (a crop in the backward pass).
 CONV_CASES = [
-    (2, 7, 9, 3, 4, 5, 2),
-    (3, 8, 8, 1, 2, 3, 0),
-    (2, 6, 5, 32, 3, 4, "SAME"),
-    (2, 9, 7, 3, 5, 3, "SAME"),
-    (1, 5, 6, 2, 2, 3, ((3, 1), (0, 4))),
-    (2, 11, 11, 32, 8, 5, 2),
-    (2, 5, 5, 3, 2, 5, "VALID"),
-    (1, 4, 6, 1, 1, 1, (1, 2)),
-    # Images no larger than the kernel (the im2col path): the CNN's 4x4 and 2x2
-    # maps on 8x8 digits, and an asymmetric pad.
-    (2, 4, 4, 32, 8, 5, 2),
-    (3, 2, 2, 6, 4, 5, 2),
-    (1, 3, 4, 2, 3, 5, ((2, 1), (0, 3))),
+  (2, 7, 9, 3, 4, 5, 2),
+  (3, 8, 8, 1, 2, 3, 0),
+  (2, 6, 5, 32, 3, 4, "SAME"),
+  (2, 9, 7, 3, 5, 3, "SAME"),
+  (1, 5, 6, 2, 2, 3, ((3, 1), (0, 4))),
+  (2, 11, 11, 32, 8, 5, 2),
+  (2, 5, 5, 3, 2, 5, "VALID"),
+  (1, 4, 6, 1, 1, 1, (1, 2)),
+  # Images no larger than the kernel (the im2col path): the CNN's 4x4 and 2x2
+  # maps on 8x8 digits, and an asymmetric pad.
+  (2, 4, 4, 32, 8, 5, 2),
+  (3, 2, 2, 6, 4, 5, 2),
+  (1, 3, 4, 2, 3, 5, ((2, 1), (0, 3))),
 ]
 
 
@@ -56,7 +56,9 @@ def _lax_conv(x, w, b, padding):
 def _close(a, b, rtol=1e-5, atol=1e-5):
   # atol relative to the scale of the reference, so sums of many products compare fairly.
   b = np.asarray(b)
-  np.testing.assert_allclose(np.asarray(a), b, rtol=rtol, atol=atol * max(1.0, float(np.abs(b).max())))
+  np.testing.assert_allclose(
+    np.asarray(a), b, rtol=rtol, atol=atol * max(1.0, float(np.abs(b).max()))
+  )
 
 
 @pytest.mark.parametrize("case", CONV_CASES, ids=str)
@@ -75,12 +77,14 @@ def test_conv2d_matches_lax_value_and_grads(case):
 
 def _torch_padding(padding, k):
   """The case's padding as a torch F.pad on NCHW + conv padding 0."""
-  (t, bt), (l, r) = ops._pads(padding, (k, k))
-  return (l, r, t, bt)
+  (top, bottom), (left, right) = ops._pads(padding, (k, k))
+  return (left, right, top, bottom)
 
 
 @pytest.mark.parametrize("case", CONV_CASES, ids=str)
-@pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")  # torch's note on even kernels
+@pytest.mark.filterwarnings(
+  "ignore:Using padding='same':UserWarning"
+)  # torch's note on even kernels
 def test_conv2d_matches_torch(case):
   x, w, b, padding = _case(case)
   k = w.shape[0]
@@ -128,6 +132,7 @@ def test_conv2d_backward_is_canonical_in_scan():
   # Every convolution of the differentiated scan body is NHWC/HWIO -> NHWC
   # (b01f_01io->b01f), the layout XLA:CPU keeps fast inside while loops.
   x, w, b, _ = _case((2, 8, 8, 3, 4, 5, 2))
+
   def body(w, x):
     dx, dw = jax.grad(lambda x, w: jnp.sum(ops.conv2d(x, w, padding=2) ** 2), (0, 1))(x, w)
     return w - dw, dx
@@ -173,12 +178,15 @@ def _torch_pool(x, window, ct):
   return yt.detach().permute(0, 2, 3, 1).numpy(), gx.permute(0, 2, 3, 1).numpy()
 
 
-@pytest.mark.parametrize("shape,window", [
+@pytest.mark.parametrize(
+  "shape,window",
+  [
     ((2, 8, 8, 3), 2),
     ((2, 7, 9, 1), 2),  # odd sizes: floor mode drops the last row/column
     ((1, 11, 10, 32), 3),
     ((3, 4, 4, 5), 4),
-])
+  ],
+)
 def test_max_pool2d_matches_torch(shape, window):
   rng = np.random.default_rng(0)
   x = _rand(rng, shape)
@@ -233,13 +241,17 @@ def test_conv2d_cpu_and_plain_forms_agree(case):
   # The two forms each platform gets (ops.use_forms forces one on this CPU): the same
   # value and gradients, within float32 summation-order tolerance.
   x, w, b, padding = _case(case)
-  ct = _rand(np.random.default_rng(1), jax.eval_shape(
-      lambda x, w: ops.conv2d(x, w, padding=padding), x, w).shape)
+  ct = _rand(
+    np.random.default_rng(1),
+    jax.eval_shape(lambda x, w: ops.conv2d(x, w, padding=padding), x, w).shape,
+  )
   out = {}
   for forms in ops.FORMS:
+
     def f(x, w, b, forms=forms):
       with ops.use_forms(forms):
         return ops.conv2d(x, w, b, padding=padding)
+
     y, vjp = jax.vjp(f, x, w, b)
     out[forms] = (y, *vjp(ct))
   for cpu, plain in zip(out["cpu"], out["plain"]):
@@ -257,9 +269,11 @@ def test_max_pool2d_cpu_and_plain_forms_agree(tied):
   ct = _rand(rng, (2, 4, 3, 4))
   _, g_t = _torch_pool(x, 2, ct)
   for forms in ops.FORMS:
+
     def f(x, forms=forms):
       with ops.use_forms(forms):
         return ops.max_pool2d(x, 2)
+
     y, vjp = jax.vjp(f, x)
     np.testing.assert_array_equal(np.asarray(y), np.asarray(ops._max_pool(x, 2)))
     np.testing.assert_array_equal(np.asarray(vjp(ct)[0]), g_t, err_msg=forms)
@@ -287,8 +301,10 @@ def test_gpu_and_tpu_programs_hold_only_the_plain_forms(platform):
   assert "stablehlo.reduce_window" in text and "stablehlo.select_and_scatter" in text
   # Differentiated op by op (no by_platform), the program is the same plus the CPU
   # form's residuals as dead zeros, which XLA removes when it compiles.
-  assert _lowered(jax.grad(loss, argnums=(0, 1)), x, w, platform=platform).count(
-      "stablehlo.convolution") == 3
+  assert (
+    _lowered(jax.grad(loss, argnums=(0, 1)), x, w, platform=platform).count("stablehlo.convolution")
+    == 3
+  )
 
 
 def test_cpu_program_holds_only_the_cpu_forms():

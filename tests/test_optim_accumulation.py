@@ -24,13 +24,7 @@ import pytest
 import torch
 from oracle import assert_close
 
-from jaxtrain.optim import accumulate
-from jaxtrain.optim import adagrad
-from jaxtrain.optim import adam
-from jaxtrain.optim import adamw
-from jaxtrain.optim import rmsprop
-from jaxtrain.optim import sgd
-from jaxtrain.optim import step_lr
+from jaxtrain.optim import accumulate, adagrad, adam, adamw, rmsprop, sgd, step_lr
 
 K, B, UPDATES = 4, 8, 6
 FEATURES, CLASSES = 16, 5
@@ -41,8 +35,8 @@ def data(seed=0):
   x = rng.standard_normal((UPDATES, K * B, FEATURES)).astype(np.float32) + 0.5
   y = rng.integers(0, CLASSES, (UPDATES, K * B))
   params = {
-      "w": jnp.asarray(0.1 * rng.standard_normal((FEATURES, CLASSES)), jnp.float32),
-      "b": jnp.zeros(CLASSES, jnp.float32),
+    "w": jnp.asarray(0.1 * rng.standard_normal((FEATURES, CLASSES)), jnp.float32),
+    "b": jnp.zeros(CLASSES, jnp.float32),
   }
   return x, y, params
 
@@ -65,13 +59,14 @@ def jit_step(opt):
 
   return step
 
+
 OPTIMIZERS = {
-    "sgd": lambda: sgd(lr=0.5, momentum=0.9, weight_decay=0.01),
-    "rmsprop": lambda: rmsprop(lr=0.01, momentum=0.5, centered=True),
-    "adam": lambda: adam(lr=0.05, weight_decay=0.01, amsgrad=True),
-    "adamw": lambda: adamw(lr=0.05),
-    "adagrad": lambda: adagrad(lr=0.1, lr_decay=0.1),
-    "adam+step_lr": lambda: adam(lr=step_lr(0.05, step_size=2, gamma=0.5)),
+  "sgd": lambda: sgd(lr=0.5, momentum=0.9, weight_decay=0.01),
+  "rmsprop": lambda: rmsprop(lr=0.01, momentum=0.5, centered=True),
+  "adam": lambda: adam(lr=0.05, weight_decay=0.01, amsgrad=True),
+  "adamw": lambda: adamw(lr=0.05),
+  "adagrad": lambda: adagrad(lr=0.1, lr_decay=0.1),
+  "adam+step_lr": lambda: adam(lr=step_lr(0.05, step_size=2, gamma=0.5)),
 }
 
 
@@ -117,7 +112,7 @@ def test_accumulation_matches_torchs_accumulation_loop(name):
     for i in range(K):
       micro = slice(i * B, (i + 1) * B)
       loss = torch.nn.functional.cross_entropy(
-          linear(torch.from_numpy(x[u, micro])), torch.from_numpy(y[u, micro])
+        linear(torch.from_numpy(x[u, micro])), torch.from_numpy(y[u, micro])
       )
       (loss / K).backward()
       params, state = step(params, state, x[u, micro], y[u, micro])
@@ -174,19 +169,23 @@ def test_a_non_finite_micro_batch_spoils_only_its_own_update():
 
 
 @pytest.mark.parametrize(
-    ("optimizer", "every_k", "error", "message"),
-    [
-        (sgd(0.1), 0, ValueError, "accumulate: every_k must be a positive integer, got 0"),
-        (sgd(0.1), -3, ValueError, "accumulate: every_k must be a positive integer, got -3"),
-        (sgd(0.1), 2.0, TypeError, "accumulate: every_k must be an integer, got 2.0 (float)"),
-        (sgd(0.1), True, TypeError, "accumulate: every_k must be an integer, got True (bool)"),
-        (sgd(0.1), "4", TypeError, "accumulate: every_k must be an integer, got '4' (str)"),
-        (sgd, 4, TypeError,
-         "accumulate: optimizer must be an optax.GradientTransformation (e.g. "
-         "jaxtrain.optim.sgd(0.1)), got function"),
-        (None, 4, TypeError, "accumulate: optimizer must be an optax.GradientTransformation"),
-    ],
-    ids=["zero", "negative", "float", "bool", "str", "factory not optimizer", "none"],
+  ("optimizer", "every_k", "error", "message"),
+  [
+    (sgd(0.1), 0, ValueError, "accumulate: every_k must be a positive integer, got 0"),
+    (sgd(0.1), -3, ValueError, "accumulate: every_k must be a positive integer, got -3"),
+    (sgd(0.1), 2.0, TypeError, "accumulate: every_k must be an integer, got 2.0 (float)"),
+    (sgd(0.1), True, TypeError, "accumulate: every_k must be an integer, got True (bool)"),
+    (sgd(0.1), "4", TypeError, "accumulate: every_k must be an integer, got '4' (str)"),
+    (
+      sgd,
+      4,
+      TypeError,
+      "accumulate: optimizer must be an optax.GradientTransformation (e.g. "
+      "jaxtrain.optim.sgd(0.1)), got function",
+    ),
+    (None, 4, TypeError, "accumulate: optimizer must be an optax.GradientTransformation"),
+  ],
+  ids=["zero", "negative", "float", "bool", "str", "factory not optimizer", "none"],
 )
 def test_bad_arguments(optimizer, every_k, error, message):
   with pytest.raises(error, match=re.escape(message)):

@@ -23,10 +23,7 @@ import pytest
 import torch
 from oracle import assert_close
 
-from jaxtrain.optim import adam
-from jaxtrain.optim import param_groups
-from jaxtrain.optim import sgd
-from jaxtrain.optim import step_lr
+from jaxtrain.optim import adam, param_groups, sgd, step_lr
 
 STEPS = 100
 
@@ -49,16 +46,16 @@ def as_tree(model, head, grads=False):
   """torch modules -> {'model': {...}, 'head': {...}}; Linear weights transposed to (in, out)."""
   get = (lambda t: t.grad) if grads else (lambda t: t.detach())
   return {
-      "model": {
-          "w1": jnp.asarray(get(model[0].weight).numpy().T),
-          "b1": jnp.asarray(get(model[0].bias).numpy()),
-          "w2": jnp.asarray(get(model[2].weight).numpy().T),
-          "b2": jnp.asarray(get(model[2].bias).numpy()),
-      },
-      "head": {
-          "w": jnp.asarray(get(head[1].weight).numpy().T),
-          "b": jnp.asarray(get(head[1].bias).numpy()),
-      },
+    "model": {
+      "w1": jnp.asarray(get(model[0].weight).numpy().T),
+      "b1": jnp.asarray(get(model[0].bias).numpy()),
+      "w2": jnp.asarray(get(model[2].weight).numpy().T),
+      "b2": jnp.asarray(get(model[2].bias).numpy()),
+    },
+    "head": {
+      "w": jnp.asarray(get(head[1].weight).numpy().T),
+      "b": jnp.asarray(get(head[1].bias).numpy()),
+    },
   }
 
 
@@ -94,15 +91,15 @@ def test_two_models_one_adam_with_groups():
   """Adam([{model, weight_decay=0.1}, {head, lr=1e-3, amsgrad=True}], lr=1e-2)."""
   model, head, x, y = two_models()
   torch_opt = torch.optim.Adam(
-      [
-          {"params": model.parameters(), "weight_decay": 0.1},
-          {"params": head.parameters(), "lr": 1e-3, "amsgrad": True},
-      ],
-      lr=1e-2,
+    [
+      {"params": model.parameters(), "weight_decay": 0.1},
+      {"params": head.parameters(), "lr": 1e-3, "amsgrad": True},
+    ],
+    lr=1e-2,
   )
   opt = param_groups(
-      {"model": "model", "head": "head"},  # a prefix of the parameter tree
-      {"model": adam(lr=1e-2, weight_decay=0.1), "head": adam(lr=1e-3, amsgrad=True)},
+    {"model": "model", "head": "head"},  # a prefix of the parameter tree
+    {"model": adam(lr=1e-2, weight_decay=0.1), "head": adam(lr=1e-3, amsgrad=True)},
   )
   initial, params, expected = run_both(opt, torch_opt, model, head, x, y)
   assert_trees_close(params, expected)
@@ -115,15 +112,15 @@ def test_groups_share_a_scheduler_like_torch():
   """One StepLR on a two-group optimizer scales each group's own lr (per epoch of 10 updates)."""
   model, head, x, y = two_models(seed=1)
   torch_opt = torch.optim.Adam(
-      [{"params": model.parameters()}, {"params": head.parameters(), "lr": 3e-2}], lr=1e-2
+    [{"params": model.parameters()}, {"params": head.parameters(), "lr": 3e-2}], lr=1e-2
   )
   scheduler = torch.optim.lr_scheduler.StepLR(torch_opt, step_size=3, gamma=0.5)
   opt = param_groups(
-      {"model": "model", "head": "head"},
-      {
-          "model": adam(lr=step_lr(1e-2, 3, 0.5, steps_per_epoch=10)),
-          "head": adam(lr=step_lr(3e-2, 3, 0.5, steps_per_epoch=10)),
-      },
+    {"model": "model", "head": "head"},
+    {
+      "model": adam(lr=step_lr(1e-2, 3, 0.5, steps_per_epoch=10)),
+      "head": adam(lr=step_lr(3e-2, 3, 0.5, steps_per_epoch=10)),
+    },
   )
   _, params, expected = run_both(opt, torch_opt, model, head, x, y, scheduler, steps_per_epoch=10)
   assert_trees_close(params, expected)
@@ -139,7 +136,7 @@ def test_no_weight_decay_on_biases_and_a_frozen_part():
   weights = [model[0].weight, model[2].weight]
   biases = [model[0].bias, model[2].bias]
   torch_opt = torch.optim.SGD(
-      [{"params": weights, "weight_decay": 0.1}, {"params": biases}], lr=0.05, momentum=0.9
+    [{"params": weights, "weight_decay": 0.1}, {"params": biases}], lr=0.05, momentum=0.9
   )
 
   def labels(params):
@@ -151,12 +148,12 @@ def test_no_weight_decay_on_biases_and_a_frozen_part():
     return jax.tree_util.tree_map_with_path(label, params)
 
   opt = param_groups(
-      labels,
-      {
-          "weight": sgd(lr=0.05, momentum=0.9, weight_decay=0.1),
-          "bias": sgd(lr=0.05, momentum=0.9),
-          "frozen": optax.set_to_zero(),
-      },
+    labels,
+    {
+      "weight": sgd(lr=0.05, momentum=0.9, weight_decay=0.1),
+      "bias": sgd(lr=0.05, momentum=0.9),
+      "frozen": optax.set_to_zero(),
+    },
   )
   initial, params, expected = run_both(opt, torch_opt, model, head, x, y)
   assert_trees_close(params, expected)
@@ -169,22 +166,37 @@ def test_label_without_an_optimizer_is_an_error():
 
 
 @pytest.mark.parametrize(
-    ("labels", "optimizers", "error", "message"),
-    [
-        ({"a": "x"}, [adam()], TypeError,
-         "param_groups: optimizers must be a mapping from label to optimizer, got list"),
-        ({"a": "x"}, {}, ValueError, "param_groups: optimizers is empty"),
-        ({"a": "x"}, {"x": adam}, TypeError,
-         "param_groups: optimizers['x'] must be an optax.GradientTransformation (e.g. "
-         "jaxtrain.optim.adam()), got function"),
-        ({"a": "x"}, {"x": 0.1}, TypeError,
-         "param_groups: optimizers['x'] must be an optax.GradientTransformation"),
-        (None, {"x": adam()}, TypeError,
-         "param_groups: labels must be a pytree of labels or a function of the parameters, "
-         "got None"),
-        ({"a": None}, {"x": adam()}, ValueError, "param_groups: labels has no leaves"),
-    ],
-    ids=["list of optimizers", "empty", "factory", "number", "labels None", "no labels"],
+  ("labels", "optimizers", "error", "message"),
+  [
+    (
+      {"a": "x"},
+      [adam()],
+      TypeError,
+      "param_groups: optimizers must be a mapping from label to optimizer, got list",
+    ),
+    ({"a": "x"}, {}, ValueError, "param_groups: optimizers is empty"),
+    (
+      {"a": "x"},
+      {"x": adam},
+      TypeError,
+      "param_groups: optimizers['x'] must be an optax.GradientTransformation (e.g. "
+      "jaxtrain.optim.adam()), got function",
+    ),
+    (
+      {"a": "x"},
+      {"x": 0.1},
+      TypeError,
+      "param_groups: optimizers['x'] must be an optax.GradientTransformation",
+    ),
+    (
+      None,
+      {"x": adam()},
+      TypeError,
+      "param_groups: labels must be a pytree of labels or a function of the parameters, got None",
+    ),
+    ({"a": None}, {"x": adam()}, ValueError, "param_groups: labels has no leaves"),
+  ],
+  ids=["list of optimizers", "empty", "factory", "number", "labels None", "no labels"],
 )
 def test_bad_arguments(labels, optimizers, error, message):
   with pytest.raises(error, match=re.escape(message)):

@@ -49,12 +49,12 @@ INF, NAN = float("inf"), float("nan")
 # optimizer state exists), growth after 3 good iterations, a single NaN, several
 # leaves at once (inf, -inf and NaN), a single element, two skips in a row.
 POISON = {
-    0: {"w": [(0, INF)]},
-    4: {"b": [(2, NAN)]},
-    7: {"w": [(5, -INF)], "b": [(0, NAN)], "c": [(1, INF)]},
-    15: {"c": [(0, NAN)]},
-    16: {"w": [(11, INF)]},
-    20: {"b": [(3, -INF)], "c": [(0, INF), (1, NAN)]},
+  0: {"w": [(0, INF)]},
+  4: {"b": [(2, NAN)]},
+  7: {"w": [(5, -INF)], "b": [(0, NAN)], "c": [(1, INF)]},
+  15: {"c": [(0, NAN)]},
+  16: {"w": [(11, INF)]},
+  20: {"b": [(3, -INF)], "c": [(0, INF), (1, NAN)]},
 }
 
 
@@ -77,48 +77,52 @@ def initial_params(seed=1):
 
 
 TORCH_OPTIMIZERS = {
-    "sgd": torch.optim.SGD,
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "adagrad": torch.optim.Adagrad,
-    "rmsprop": torch.optim.RMSprop,
+  "sgd": torch.optim.SGD,
+  "adam": torch.optim.Adam,
+  "adamw": torch.optim.AdamW,
+  "adagrad": torch.optim.Adagrad,
+  "rmsprop": torch.optim.RMSprop,
 }
 
 CONFIGS = [
-    ("sgd", dict(lr=0.1, momentum=0.9)),
-    ("sgd", dict(lr=0.1, momentum=0.9, dampening=0.3, weight_decay=0.01)),
-    ("adam", dict(lr=0.05)),
-    ("adamw", dict(lr=0.05, weight_decay=0.1, amsgrad=True)),
-    ("adagrad", dict(lr=0.1, lr_decay=0.05)),
-    ("rmsprop", dict(lr=0.01, momentum=0.5, centered=True)),
+  ("sgd", dict(lr=0.1, momentum=0.9)),
+  ("sgd", dict(lr=0.1, momentum=0.9, dampening=0.3, weight_decay=0.01)),
+  ("adam", dict(lr=0.05)),
+  ("adamw", dict(lr=0.05, weight_decay=0.1, amsgrad=True)),
+  ("adagrad", dict(lr=0.1, lr_decay=0.05)),
+  ("rmsprop", dict(lr=0.01, momentum=0.5, centered=True)),
 ]
 STEP_LR = dict(step_size=2, gamma=0.7)  # stepped every batch: a new lr every other iteration
 
 # torch's per-parameter state key -> (jaxtrain state classes, field) holding the same.
 MOMENTS = {
-    "sgd": {"momentum_buffer": ((optax.TraceState, _transforms.TraceWithDampeningState), "trace")},
-    "adam": {
-        "exp_avg": ((_transforms.ScaleByTorchAdamState,), "mu"),
-        "exp_avg_sq": ((_transforms.ScaleByTorchAdamState,), "nu"),
-        "step": ((_transforms.ScaleByTorchAdamState,), "count"),
-    },
-    "adagrad": {
-        "sum": ((_transforms.ScaleByTorchAdagradState,), "sum_of_squares"),
-        "step": ((_transforms.ScaleByInverseTimeDecayState,), "count"),
-    },
-    "rmsprop": {
-        "square_avg": ((optax.ScaleByRStdDevState,), "nu"),
-        "grad_avg": ((optax.ScaleByRStdDevState,), "mu"),
-        "momentum_buffer": ((optax.TraceState,), "trace"),
-    },
+  "sgd": {"momentum_buffer": ((optax.TraceState, _transforms.TraceWithDampeningState), "trace")},
+  "adam": {
+    "exp_avg": ((_transforms.ScaleByTorchAdamState,), "mu"),
+    "exp_avg_sq": ((_transforms.ScaleByTorchAdamState,), "nu"),
+    "step": ((_transforms.ScaleByTorchAdamState,), "count"),
+  },
+  "adagrad": {
+    "sum": ((_transforms.ScaleByTorchAdagradState,), "sum_of_squares"),
+    "step": ((_transforms.ScaleByInverseTimeDecayState,), "count"),
+  },
+  "rmsprop": {
+    "square_avg": ((optax.ScaleByRStdDevState,), "nu"),
+    "grad_avg": ((optax.ScaleByRStdDevState,), "mu"),
+    "momentum_buffer": ((optax.TraceState,), "trace"),
+  },
 }
-MOMENTS["adamw"] = dict(MOMENTS["adam"], max_exp_avg_sq=((_transforms.ScaleByTorchAdamState,),
-                                                         "nu_max"))
+MOMENTS["adamw"] = dict(
+  MOMENTS["adam"], max_exp_avg_sq=((_transforms.ScaleByTorchAdamState,), "nu_max")
+)
 
 
 def find_field(state, classes, field):
-  nodes = [x for x in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, classes))
-           if isinstance(x, classes)]
+  nodes = [
+    x
+    for x in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, classes))
+    if isinstance(x, classes)
+  ]
   assert len(nodes) == 1, (classes, nodes)
   return getattr(nodes[0], field)
 
@@ -144,8 +148,9 @@ def run_torch(name, kwargs, schedule, grads, scaler_kwargs, accumulate=1):
         g = torch.from_numpy(grads[k + micro][leaf]) * scale / accumulate
         p.grad = g if p.grad is None else p.grad + g
     scaler.step(opt)
-    found = sum(v.item() for v in scaler._per_optimizer_states[id(opt)]["found_inf_per_device"]
-                .values())
+    found = sum(
+      v.item() for v in scaler._per_optimizer_states[id(opt)]["found_inf_per_device"].values()
+    )
     scaler.update()
     if scheduler is not None:
       with warnings.catch_warnings():
@@ -154,16 +159,18 @@ def run_torch(name, kwargs, schedule, grads, scaler_kwargs, accumulate=1):
         warnings.simplefilter("ignore", UserWarning)
         scheduler.step()
     moments = {
-        key: {leaf: _numpy_or_none(opt.state[p].get(key)) for leaf, p in params.items()}
-        for key in MOMENTS[name]
+      key: {leaf: _numpy_or_none(opt.state[p].get(key)) for leaf, p in params.items()}
+      for key in MOMENTS[name]
     }
-    records.append(dict(
+    records.append(
+      dict(
         scale=np.float32(scaler.get_scale()),
         growth_tracker=int(scaler._growth_tracker.item()),
         found_inf=int(found),
         params={leaf: p.detach().numpy().copy() for leaf, p in params.items()},
         moments=moments,
-    ))
+      )
+    )
   return records
 
 
@@ -200,8 +207,11 @@ def compare(records, history, name, what):
   skipped = 0
   for k, (record, (params, state)) in enumerate(zip(records, history, strict=True)):
     at = f"{what}, iteration {k}"
-    scaler_state = [x for x in jax.tree.leaves(state, is_leaf=lambda x: isinstance(
-        x, GradScalerState)) if isinstance(x, GradScalerState)][0]
+    scaler_state = [
+      x
+      for x in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, GradScalerState))
+      if isinstance(x, GradScalerState)
+    ][0]
     assert np.float32(scaler_state.scale) == record["scale"], at
     assert int(scaler_state.growth_tracker) == record["growth_tracker"], at
     assert int(optim.found_inf(state)) == record["found_inf"], at
@@ -230,8 +240,9 @@ SCALER = dict(init_scale=2.0**4, growth_factor=2.0, backoff_factor=0.5, growth_i
 
 @pytest.mark.parametrize("schedule", [False, True], ids=["constant_lr", "step_lr_per_batch"])
 @pytest.mark.parametrize(
-    ("name", "kwargs"), CONFIGS,
-    ids=[f"{n}({','.join(f'{k}={v}' for k, v in kw.items())})" for n, kw in CONFIGS],
+  ("name", "kwargs"),
+  CONFIGS,
+  ids=[f"{n}({','.join(f'{k}={v}' for k, v in kw.items())})" for n, kw in CONFIGS],
 )
 def test_step_for_step_against_torch(name, kwargs, schedule):
   grads = gradients()
@@ -276,17 +287,23 @@ def test_param_groups_inside_one_scaler_against_torch_param_groups():
   grads = gradients()
   params = {k: torch.nn.Parameter(torch.from_numpy(v.copy())) for k, v in initial_params().items()}
   torch_opt = torch.optim.Adam(
-      [{"params": [params["w"]]}, {"params": [params["b"], params["c"]], "lr": 0.01,
-                                   "weight_decay": 0.1}], lr=0.05)
+    [
+      {"params": [params["w"]]},
+      {"params": [params["b"], params["c"]], "lr": 0.01, "weight_decay": 0.1},
+    ],
+    lr=0.05,
+  )
   scheduler = torch.optim.lr_scheduler.StepLR(torch_opt, **STEP_LR)
   scaler = torch.amp.GradScaler("cpu", **SCALER)
   opt = optim.grad_scaler(
-      optim.param_groups(
-          {"w": "a", "b": "b", "c": "b"},
-          {"a": optim.adam(optim.step_lr(0.05, **STEP_LR)),
-           "b": optim.adam(optim.step_lr(0.01, **STEP_LR), weight_decay=0.1)},
-      ),
-      **SCALER,
+    optim.param_groups(
+      {"w": "a", "b": "b", "c": "b"},
+      {
+        "a": optim.adam(optim.step_lr(0.05, **STEP_LR)),
+        "b": optim.adam(optim.step_lr(0.01, **STEP_LR), weight_decay=0.1),
+      },
+    ),
+    **SCALER,
   )
   history = run_scanned(opt, grads)
   for k, g in enumerate(grads):
@@ -319,7 +336,8 @@ def test_accumulate_outside_the_scaler_against_torch_accumulation():
   assert skipped == len({k // 2 for k in POISON})
   for k in range(0, ITERATIONS, 2):  # the scale of a micro-batch in the middle of an update
     assert float(history[k][1].inner_opt_state.scale) == float(
-        (records[k // 2 - 1]["scale"] if k else SCALER["init_scale"]))
+      records[k // 2 - 1]["scale"] if k else SCALER["init_scale"]
+    )
 
 
 def test_own_gradients_overflow_naturally():
@@ -353,7 +371,8 @@ def test_own_gradients_overflow_naturally():
     expected.append((scaler.get_scale(), x.detach().numpy().copy()))
 
   opt = optim.grad_scaler(
-      optim.sgd(optim.step_lr(0.05, step_size=5, gamma=0.8), momentum=0.9), **scaler_kwargs)
+    optim.sgd(optim.step_lr(0.05, step_size=5, gamma=0.8), momentum=0.9), **scaler_kwargs
+  )
 
   def loss(x):
     return 0.5 * x @ (jnp.asarray(a) @ x) - jnp.asarray(b) @ x
@@ -384,11 +403,13 @@ def test_unscale_is_torchs_reciprocal_and_product_bit_for_bit():
   # Unscaled gradients stay normal floats: XLA flushes float32 subnormals to zero on
   # CPU, where torch keeps them (a documented difference, outside any useful scale).
   exponents = rng.uniform(-110, 100, 300)
-  scales = np.concatenate([
+  scales = np.concatenate(
+    [
       np.exp2(np.round(exponents[:100])),  # powers of two
       np.exp2(exponents[100:]),  # anything
       [3.0, 1000.0, 65535.0, 1.5 * 2.0**100, 2.0**-126],
-  ]).astype(np.float32)
+    ]
+  ).astype(np.float32)
   g = rng.standard_normal(6).astype(np.float32) * np.float32(1e-3)
   expected = []
   for s in scales:
@@ -401,8 +422,9 @@ def test_unscale_is_torchs_reciprocal_and_product_bit_for_bit():
     expected.append(p.grad.numpy().copy())
   opt = optim.grad_scaler(optax.identity())
   state = opt.init(jnp.zeros(6))
-  unscaled = jax.jit(jax.vmap(
-      lambda s: opt.update(jnp.asarray(g), state._replace(scale=s))[0]))(jnp.asarray(scales))
+  unscaled = jax.jit(jax.vmap(lambda s: opt.update(jnp.asarray(g), state._replace(scale=s))[0]))(
+    jnp.asarray(scales)
+  )
   np.testing.assert_array_equal(np.asarray(unscaled), np.stack(expected))
 
 
@@ -417,11 +439,18 @@ def torch_scaler_run(scaler_kwargs, scaled_grads, lr=0.1):
     scaler.scale(torch.ones(()))
     p.grad = torch.tensor(g, dtype=torch.float32)
     scaler.step(opt)
-    found = sum(v.item() for v in scaler._per_optimizer_states[id(opt)]["found_inf_per_device"]
-                .values())
+    found = sum(
+      v.item() for v in scaler._per_optimizer_states[id(opt)]["found_inf_per_device"].values()
+    )
     scaler.update()
-    out.append((scaler.get_scale(), int(scaler._growth_tracker.item()), int(found),
-                p.detach().numpy().copy()))
+    out.append(
+      (
+        scaler.get_scale(),
+        int(scaler._growth_tracker.item()),
+        int(found),
+        p.detach().numpy().copy(),
+      )
+    )
   return out
 
 
@@ -433,8 +462,9 @@ def jax_scaler_run(scaler_kwargs, scaled_grads, lr=0.1):
   for g in scaled_grads:
     updates, state = opt.update(jnp.asarray(g, jnp.float32), state, p)
     p = optax.apply_updates(p, updates)
-    out.append((float(state.scale), int(state.growth_tracker), int(optim.found_inf(state)),
-                np.asarray(p)))
+    out.append(
+      (float(state.scale), int(state.growth_tracker), int(optim.found_inf(state)), np.asarray(p))
+    )
   return out
 
 
@@ -479,8 +509,7 @@ def test_bfloat16_gradients_are_unscaled_in_float32_as_torch():
     params = jnp.zeros(64, jnp.bfloat16)
     updates, _ = opt_j.update(jnp.asarray(g).astype(jnp.bfloat16), opt_j.init(params), params)
     assert updates.dtype == jnp.bfloat16
-    np.testing.assert_array_equal(np.asarray(updates.astype(jnp.float32)),
-                                  p.grad.float().numpy())
+    np.testing.assert_array_equal(np.asarray(updates.astype(jnp.float32)), p.grad.float().numpy())
 
 
 def test_other_growth_and_backoff_factors_within_one_ulp_per_step():
@@ -539,13 +568,16 @@ def test_lookups_without_or_with_several_scalers_raise(lookup):
 
 def test_wrong_composition_is_rejected_at_init():
   params = jnp.ones(2)
-  per_group = optim.param_groups({"a": "a", "b": "b"}, {"a": optim.grad_scaler(optim.sgd(0.1)),
-                                                        "b": optim.sgd(0.1)})
-  with pytest.raises(ValueError, match=re.escape("wrap all groups in one, "
-                                                 "grad_scaler(param_groups(...))")):
+  per_group = optim.param_groups(
+    {"a": "a", "b": "b"}, {"a": optim.grad_scaler(optim.sgd(0.1)), "b": optim.sgd(0.1)}
+  )
+  with pytest.raises(
+    ValueError, match=re.escape("wrap all groups in one, grad_scaler(param_groups(...))")
+  ):
     per_group.init({"a": params, "b": params})
-  with pytest.raises(ValueError, match=re.escape("compose accumulate(grad_scaler(optimizer), "
-                                                 "every_k)")):
+  with pytest.raises(
+    ValueError, match=re.escape("compose accumulate(grad_scaler(optimizer), every_k)")
+  ):
     optim.grad_scaler(optim.accumulate(optim.sgd(0.1), 2)).init(params)
   with pytest.raises(ValueError, match="holds another grad_scaler"):
     optim.grad_scaler(optim.grad_scaler(optim.sgd(0.1))).init(params)
@@ -569,36 +601,52 @@ def test_float16_and_integer_gradients_raise():
 
 
 BAD_ARGUMENTS = [
-    # torch 2.13.0's own checks (it raises AssertionError with these messages).
-    (dict(growth_factor=1.0), ValueError, "The growth factor must be > 1.0."),
-    (dict(growth_factor=NAN), ValueError, "The growth factor must be > 1.0."),
-    (dict(backoff_factor=1.0), ValueError, "The backoff factor must be < 1.0."),
-    (dict(backoff_factor=NAN), ValueError, "The backoff factor must be < 1.0."),
-    # torch accepts these and then scales by 0, a negative or inf, or never grows.
-    (dict(backoff_factor=0.0), ValueError, "grad_scaler: backoff_factor must be > 0, got 0.0"),
-    (dict(init_scale=0.0), ValueError,
-     "grad_scaler: init_scale must be a finite number > 0 in float32, got 0.0"),
-    (dict(init_scale=-4.0), ValueError, "grad_scaler: init_scale must be a finite number > 0"),
-    (dict(init_scale=INF), ValueError, "grad_scaler: init_scale must be a finite number > 0"),
-    (dict(init_scale=NAN), ValueError, "grad_scaler: init_scale must be a finite number > 0"),
-    (dict(init_scale=1e39), ValueError,
-     "grad_scaler: init_scale must be a finite number > 0 in float32, got 1e+39"),
-    (dict(init_scale="65536"), TypeError,
-     "grad_scaler: init_scale must be a number, got '65536' (str)"),
-    (dict(growth_factor=None), TypeError, "grad_scaler: growth_factor must be a number, got None"),
-    (dict(backoff_factor=True), TypeError, "grad_scaler: backoff_factor must be a number"),
-    (dict(growth_interval=0), ValueError,
-     "grad_scaler: growth_interval must be a positive integer, got 0"),
-    (dict(growth_interval=2**31), ValueError, "grad_scaler: growth_interval must be below 2**31"),
-    (dict(growth_interval=2.5), TypeError,
-     "grad_scaler: growth_interval must be an integer, got 2.5 (float)"),
-    (dict(growth_interval=100.0), TypeError, "grad_scaler: growth_interval must be an integer"),
+  # torch 2.13.0's own checks (it raises AssertionError with these messages).
+  (dict(growth_factor=1.0), ValueError, "The growth factor must be > 1.0."),
+  (dict(growth_factor=NAN), ValueError, "The growth factor must be > 1.0."),
+  (dict(backoff_factor=1.0), ValueError, "The backoff factor must be < 1.0."),
+  (dict(backoff_factor=NAN), ValueError, "The backoff factor must be < 1.0."),
+  # torch accepts these and then scales by 0, a negative or inf, or never grows.
+  (dict(backoff_factor=0.0), ValueError, "grad_scaler: backoff_factor must be > 0, got 0.0"),
+  (
+    dict(init_scale=0.0),
+    ValueError,
+    "grad_scaler: init_scale must be a finite number > 0 in float32, got 0.0",
+  ),
+  (dict(init_scale=-4.0), ValueError, "grad_scaler: init_scale must be a finite number > 0"),
+  (dict(init_scale=INF), ValueError, "grad_scaler: init_scale must be a finite number > 0"),
+  (dict(init_scale=NAN), ValueError, "grad_scaler: init_scale must be a finite number > 0"),
+  (
+    dict(init_scale=1e39),
+    ValueError,
+    "grad_scaler: init_scale must be a finite number > 0 in float32, got 1e+39",
+  ),
+  (
+    dict(init_scale="65536"),
+    TypeError,
+    "grad_scaler: init_scale must be a number, got '65536' (str)",
+  ),
+  (dict(growth_factor=None), TypeError, "grad_scaler: growth_factor must be a number, got None"),
+  (dict(backoff_factor=True), TypeError, "grad_scaler: backoff_factor must be a number"),
+  (
+    dict(growth_interval=0),
+    ValueError,
+    "grad_scaler: growth_interval must be a positive integer, got 0",
+  ),
+  (dict(growth_interval=2**31), ValueError, "grad_scaler: growth_interval must be below 2**31"),
+  (
+    dict(growth_interval=2.5),
+    TypeError,
+    "grad_scaler: growth_interval must be an integer, got 2.5 (float)",
+  ),
+  (dict(growth_interval=100.0), TypeError, "grad_scaler: growth_interval must be an integer"),
 ]
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "error", "message"), BAD_ARGUMENTS,
-    ids=[",".join(f"{k}={v!r}" for k, v in c[0].items()) for c in BAD_ARGUMENTS],
+  ("kwargs", "error", "message"),
+  BAD_ARGUMENTS,
+  ids=[",".join(f"{k}={v!r}" for k, v in c[0].items()) for c in BAD_ARGUMENTS],
 )
 def test_bad_arguments(kwargs, error, message):
   with pytest.raises(error, match=re.escape(message)):
@@ -606,17 +654,22 @@ def test_bad_arguments(kwargs, error, message):
 
 
 def test_torch_checks_the_same_two_factors():
-  for kwargs, message in [(dict(growth_factor=1.0), "The growth factor must be > 1.0."),
-                          (dict(backoff_factor=1.0), "The backoff factor must be < 1.0.")]:
+  for kwargs, message in [
+    (dict(growth_factor=1.0), "The growth factor must be > 1.0."),
+    (dict(backoff_factor=1.0), "The backoff factor must be < 1.0."),
+  ]:
     with pytest.raises(AssertionError, match=re.escape(message)):
       torch.amp.GradScaler("cpu", **kwargs)
 
 
 @pytest.mark.parametrize("optimizer", [optim.sgd, None, 0.1])
 def test_optimizer_must_be_a_gradient_transformation(optimizer):
-  with pytest.raises(TypeError, match=re.escape(
-      "grad_scaler: optimizer must be an optax.GradientTransformation (e.g. "
-      "jaxtrain.optim.adam())")):
+  with pytest.raises(
+    TypeError,
+    match=re.escape(
+      "grad_scaler: optimizer must be an optax.GradientTransformation (e.g. jaxtrain.optim.adam())"
+    ),
+  ):
     optim.grad_scaler(optimizer)
 
 

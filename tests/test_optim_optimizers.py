@@ -36,99 +36,98 @@ import pytest
 import torch
 from oracle import assert_close
 
-from jaxtrain.optim import optimizers
-from jaxtrain.optim import schedules
 import jaxtrain.optim as O
+from jaxtrain.optim import optimizers, schedules
 
 STEPS = 100
 
 TORCH_OPTIMIZERS = {
-    "sgd": torch.optim.SGD,
-    "rmsprop": torch.optim.RMSprop,
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "adagrad": torch.optim.Adagrad,
+  "sgd": torch.optim.SGD,
+  "rmsprop": torch.optim.RMSprop,
+  "adam": torch.optim.Adam,
+  "adamw": torch.optim.AdamW,
+  "adagrad": torch.optim.Adagrad,
 }
 
 # Every option of each optimizer on and off (its defaults first), and options
 # combined. The learning rates are large enough that 100 steps move far.
 CONFIGS = [
-    ("sgd", dict(lr=0.05)),
-    ("sgd", dict(lr=0.05, momentum=0.9)),
-    ("sgd", dict(lr=0.05, momentum=0.9, dampening=0.5)),
-    ("sgd", dict(lr=0.05, momentum=0.9, nesterov=True)),
-    ("sgd", dict(lr=0.05, weight_decay=0.1)),
-    ("sgd", dict(lr=0.02, maximize=True)),
-    ("sgd", dict(lr=0.05, momentum=0.8, dampening=0.3, weight_decay=0.1)),
-    ("sgd", dict(lr=0.02, momentum=0.9, nesterov=True, weight_decay=0.1, maximize=True)),
-    ("rmsprop", dict()),
-    ("rmsprop", dict(lr=1e-3, alpha=0.9, eps=1e-6)),
-    ("rmsprop", dict(lr=1e-3, momentum=0.9)),
-    ("rmsprop", dict(lr=1e-3, centered=True)),
-    ("rmsprop", dict(lr=1e-3, weight_decay=0.1)),
-    ("rmsprop", dict(lr=1e-3, maximize=True)),
-    ("rmsprop", dict(lr=1e-3, momentum=0.9, centered=True, weight_decay=0.1)),
-    ("adam", dict()),
-    ("adam", dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6)),
-    ("adam", dict(lr=1e-2, weight_decay=0.1)),
-    ("adam", dict(lr=1e-2, amsgrad=True)),
-    ("adam", dict(lr=1e-2, maximize=True)),
-    ("adam", dict(lr=1e-2, weight_decay=0.1, amsgrad=True)),
-    ("adamw", dict()),
-    ("adamw", dict(lr=1e-2, weight_decay=0.0)),
-    ("adamw", dict(lr=1e-2, weight_decay=0.5)),
-    ("adamw", dict(lr=1e-2, amsgrad=True)),
-    ("adamw", dict(lr=1e-2, betas=(0.5, 0.9), maximize=True)),
-    ("adagrad", dict()),
-    ("adagrad", dict(lr=0.05, lr_decay=0.01)),
-    ("adagrad", dict(lr=0.05, weight_decay=0.1)),
-    ("adagrad", dict(lr=0.05, initial_accumulator_value=0.1, eps=1e-6)),
-    ("adagrad", dict(lr=0.05, maximize=True)),
-    ("adagrad", dict(lr=0.05, lr_decay=0.01, weight_decay=0.1, initial_accumulator_value=0.1)),
+  ("sgd", dict(lr=0.05)),
+  ("sgd", dict(lr=0.05, momentum=0.9)),
+  ("sgd", dict(lr=0.05, momentum=0.9, dampening=0.5)),
+  ("sgd", dict(lr=0.05, momentum=0.9, nesterov=True)),
+  ("sgd", dict(lr=0.05, weight_decay=0.1)),
+  ("sgd", dict(lr=0.02, maximize=True)),
+  ("sgd", dict(lr=0.05, momentum=0.8, dampening=0.3, weight_decay=0.1)),
+  ("sgd", dict(lr=0.02, momentum=0.9, nesterov=True, weight_decay=0.1, maximize=True)),
+  ("rmsprop", dict()),
+  ("rmsprop", dict(lr=1e-3, alpha=0.9, eps=1e-6)),
+  ("rmsprop", dict(lr=1e-3, momentum=0.9)),
+  ("rmsprop", dict(lr=1e-3, centered=True)),
+  ("rmsprop", dict(lr=1e-3, weight_decay=0.1)),
+  ("rmsprop", dict(lr=1e-3, maximize=True)),
+  ("rmsprop", dict(lr=1e-3, momentum=0.9, centered=True, weight_decay=0.1)),
+  ("adam", dict()),
+  ("adam", dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6)),
+  ("adam", dict(lr=1e-2, weight_decay=0.1)),
+  ("adam", dict(lr=1e-2, amsgrad=True)),
+  ("adam", dict(lr=1e-2, maximize=True)),
+  ("adam", dict(lr=1e-2, weight_decay=0.1, amsgrad=True)),
+  ("adamw", dict()),
+  ("adamw", dict(lr=1e-2, weight_decay=0.0)),
+  ("adamw", dict(lr=1e-2, weight_decay=0.5)),
+  ("adamw", dict(lr=1e-2, amsgrad=True)),
+  ("adamw", dict(lr=1e-2, betas=(0.5, 0.9), maximize=True)),
+  ("adagrad", dict()),
+  ("adagrad", dict(lr=0.05, lr_decay=0.01)),
+  ("adagrad", dict(lr=0.05, weight_decay=0.1)),
+  ("adagrad", dict(lr=0.05, initial_accumulator_value=0.1, eps=1e-6)),
+  ("adagrad", dict(lr=0.05, maximize=True)),
+  ("adagrad", dict(lr=0.05, lr_decay=0.01, weight_decay=0.1, initial_accumulator_value=0.1)),
 ]
 
 # Schedules: (jaxtrain schedule, torch scheduler class, shared arguments). On the
 # torch side scheduler.step() follows every `steps_per_epoch`-th optimizer.step().
 SCHEDULES = {
-    "step_lr/epoch": (
-        schedules.step_lr,
-        torch.optim.lr_scheduler.StepLR,
-        dict(step_size=3, gamma=0.5),
-        10,
-    ),
-    "multistep_lr/epoch": (
-        schedules.multistep_lr,
-        torch.optim.lr_scheduler.MultiStepLR,
-        dict(milestones=[2, 5, 5, 8], gamma=0.5),
-        10,
-    ),
-    "exponential_lr/batch": (
-        schedules.exponential_lr,
-        torch.optim.lr_scheduler.ExponentialLR,
-        dict(gamma=0.97),
-        1,
-    ),
-    "cosine_annealing_lr/batch": (
-        schedules.cosine_annealing_lr,
-        torch.optim.lr_scheduler.CosineAnnealingLR,
-        dict(T_max=30, eta_min=1e-4),
-        1,
-    ),
+  "step_lr/epoch": (
+    schedules.step_lr,
+    torch.optim.lr_scheduler.StepLR,
+    dict(step_size=3, gamma=0.5),
+    10,
+  ),
+  "multistep_lr/epoch": (
+    schedules.multistep_lr,
+    torch.optim.lr_scheduler.MultiStepLR,
+    dict(milestones=[2, 5, 5, 8], gamma=0.5),
+    10,
+  ),
+  "exponential_lr/batch": (
+    schedules.exponential_lr,
+    torch.optim.lr_scheduler.ExponentialLR,
+    dict(gamma=0.97),
+    1,
+  ),
+  "cosine_annealing_lr/batch": (
+    schedules.cosine_annealing_lr,
+    torch.optim.lr_scheduler.CosineAnnealingLR,
+    dict(T_max=30, eta_min=1e-4),
+    1,
+  ),
 }
 
 SCHEDULED_CONFIGS = [
-    ("sgd", dict(lr=0.05, momentum=0.9, weight_decay=0.1), "step_lr/epoch"),
-    ("sgd", dict(lr=0.05, momentum=0.9, dampening=0.5), "cosine_annealing_lr/batch"),
-    # torch applies lr after RMSprop's momentum buffer: visible only under a schedule.
-    ("rmsprop", dict(lr=1e-3, momentum=0.9), "exponential_lr/batch"),
-    ("rmsprop", dict(lr=1e-3, momentum=0.9, centered=True), "step_lr/epoch"),
-    ("adam", dict(lr=1e-2, weight_decay=0.1, amsgrad=True), "cosine_annealing_lr/batch"),
-    ("adam", dict(lr=1e-2), "multistep_lr/epoch"),
-    # torch AdamW decays the weights with the scheduled lr.
-    ("adamw", dict(lr=1e-2, weight_decay=0.5), "multistep_lr/epoch"),
-    ("adamw", dict(lr=1e-2, weight_decay=0.5, amsgrad=True), "exponential_lr/batch"),
-    ("adagrad", dict(lr=0.05, lr_decay=0.01), "step_lr/epoch"),
-    ("adagrad", dict(lr=0.05, lr_decay=0.01, weight_decay=0.1), "cosine_annealing_lr/batch"),
+  ("sgd", dict(lr=0.05, momentum=0.9, weight_decay=0.1), "step_lr/epoch"),
+  ("sgd", dict(lr=0.05, momentum=0.9, dampening=0.5), "cosine_annealing_lr/batch"),
+  # torch applies lr after RMSprop's momentum buffer: visible only under a schedule.
+  ("rmsprop", dict(lr=1e-3, momentum=0.9), "exponential_lr/batch"),
+  ("rmsprop", dict(lr=1e-3, momentum=0.9, centered=True), "step_lr/epoch"),
+  ("adam", dict(lr=1e-2, weight_decay=0.1, amsgrad=True), "cosine_annealing_lr/batch"),
+  ("adam", dict(lr=1e-2), "multistep_lr/epoch"),
+  # torch AdamW decays the weights with the scheduled lr.
+  ("adamw", dict(lr=1e-2, weight_decay=0.5), "multistep_lr/epoch"),
+  ("adamw", dict(lr=1e-2, weight_decay=0.5, amsgrad=True), "exponential_lr/batch"),
+  ("adagrad", dict(lr=0.05, lr_decay=0.01), "step_lr/epoch"),
+  ("adagrad", dict(lr=0.05, lr_decay=0.01, weight_decay=0.1), "cosine_annealing_lr/batch"),
 ]
 
 
@@ -182,19 +181,19 @@ def mlp_data(seed=0, batch=32):
 def jax_params_of(net):
   """torch Linear stores weight as (out, in); the jax MLP uses x @ w with w (in, out)."""
   return {
-      "w1": jnp.asarray(net[0].weight.detach().numpy().T),
-      "b1": jnp.asarray(net[0].bias.detach().numpy()),
-      "w2": jnp.asarray(net[2].weight.detach().numpy().T),
-      "b2": jnp.asarray(net[2].bias.detach().numpy()),
+    "w1": jnp.asarray(net[0].weight.detach().numpy().T),
+    "b1": jnp.asarray(net[0].bias.detach().numpy()),
+    "w2": jnp.asarray(net[2].weight.detach().numpy().T),
+    "b2": jnp.asarray(net[2].bias.detach().numpy()),
   }
 
 
 def torch_grads_of(net):
   return {
-      "w1": jnp.asarray(net[0].weight.grad.numpy().T),
-      "b1": jnp.asarray(net[0].bias.grad.numpy()),
-      "w2": jnp.asarray(net[2].weight.grad.numpy().T),
-      "b2": jnp.asarray(net[2].bias.grad.numpy()),
+    "w1": jnp.asarray(net[0].weight.grad.numpy().T),
+    "b1": jnp.asarray(net[0].bias.grad.numpy()),
+    "w2": jnp.asarray(net[2].weight.grad.numpy().T),
+    "b2": jnp.asarray(net[2].bias.grad.numpy()),
   }
 
 
@@ -276,12 +275,12 @@ def test_quadratic_trajectory(name, kwargs, schedule):
 
 
 @pytest.mark.parametrize(
-    ("name", "kwargs"),
-    [
-        ("sgd", dict(lr=0.05, momentum=0.9, dampening=0.5, weight_decay=0.1)),
-        ("sgd", dict(lr=0.05, momentum=0.9, nesterov=True)),
-    ],
-    ids=lambda v: v if isinstance(v, str) else ",".join(f"{k}={x}" for k, x in v.items()),
+  ("name", "kwargs"),
+  [
+    ("sgd", dict(lr=0.05, momentum=0.9, dampening=0.5, weight_decay=0.1)),
+    ("sgd", dict(lr=0.05, momentum=0.9, nesterov=True)),
+  ],
+  ids=lambda v: v if isinstance(v, str) else ",".join(f"{k}={x}" for k, x in v.items()),
 )
 def test_mlp_own_gradients(name, kwargs):
   """Each framework computes its own gradients, as a ported training loop does.
@@ -321,30 +320,30 @@ def test_mlp_own_gradients(name, kwargs):
 
 
 BAD = [
-    ("sgd", dict(lr=-0.1)),
-    ("sgd", dict(lr=0.1, momentum=-0.5)),
-    ("sgd", dict(lr=0.1, weight_decay=-1e-4)),
-    ("sgd", dict(lr=0.1, nesterov=True)),
-    ("sgd", dict(lr=0.1, momentum=0.9, dampening=0.1, nesterov=True)),
-    ("rmsprop", dict(lr=-1.0)),
-    ("rmsprop", dict(eps=-1e-8)),
-    ("rmsprop", dict(momentum=-0.1)),
-    ("rmsprop", dict(weight_decay=-0.1)),
-    ("rmsprop", dict(alpha=-0.5)),
-    ("adam", dict(lr=-1e-3)),
-    ("adam", dict(eps=-1.0)),
-    ("adam", dict(betas=(1.0, 0.999))),
-    ("adam", dict(betas=(-0.1, 0.999))),
-    ("adam", dict(betas=(0.9, 1.5))),
-    ("adam", dict(weight_decay=-0.01)),
-    ("adamw", dict(lr=-1e-3)),
-    ("adamw", dict(betas=(0.9, 1.0))),
-    ("adamw", dict(weight_decay=-0.01)),
-    ("adagrad", dict(lr=-0.1)),
-    ("adagrad", dict(lr_decay=-0.1)),
-    ("adagrad", dict(weight_decay=-0.1)),
-    ("adagrad", dict(initial_accumulator_value=-0.1)),
-    ("adagrad", dict(eps=-1e-10)),
+  ("sgd", dict(lr=-0.1)),
+  ("sgd", dict(lr=0.1, momentum=-0.5)),
+  ("sgd", dict(lr=0.1, weight_decay=-1e-4)),
+  ("sgd", dict(lr=0.1, nesterov=True)),
+  ("sgd", dict(lr=0.1, momentum=0.9, dampening=0.1, nesterov=True)),
+  ("rmsprop", dict(lr=-1.0)),
+  ("rmsprop", dict(eps=-1e-8)),
+  ("rmsprop", dict(momentum=-0.1)),
+  ("rmsprop", dict(weight_decay=-0.1)),
+  ("rmsprop", dict(alpha=-0.5)),
+  ("adam", dict(lr=-1e-3)),
+  ("adam", dict(eps=-1.0)),
+  ("adam", dict(betas=(1.0, 0.999))),
+  ("adam", dict(betas=(-0.1, 0.999))),
+  ("adam", dict(betas=(0.9, 1.5))),
+  ("adam", dict(weight_decay=-0.01)),
+  ("adamw", dict(lr=-1e-3)),
+  ("adamw", dict(betas=(0.9, 1.0))),
+  ("adamw", dict(weight_decay=-0.01)),
+  ("adagrad", dict(lr=-0.1)),
+  ("adagrad", dict(lr_decay=-0.1)),
+  ("adagrad", dict(weight_decay=-0.1)),
+  ("adagrad", dict(initial_accumulator_value=-0.1)),
+  ("adagrad", dict(eps=-1e-10)),
 ]
 
 
@@ -380,7 +379,7 @@ def test_defaults_are_torchs():
       expected = torch_defaults[arg]
       expected = tuple(expected) if isinstance(expected, (tuple, list)) else expected
       assert parameter.default == expected, (
-          f"{name}({arg}): {parameter.default} != torch {expected}"
+        f"{name}({arg}): {parameter.default} != torch {expected}"
       )
 
 
@@ -417,30 +416,30 @@ NAN = float("nan")
 # which lets NaN through, and never checks dampening: jaxtrain rejects NaN everywhere,
 # in torch's wording.
 NAN_ARGUMENTS = [
-    ("sgd", "lr", "Invalid learning rate: nan"),
-    ("sgd", "momentum", "Invalid momentum value: nan"),
-    ("sgd", "dampening", "Invalid dampening value: nan"),
-    ("sgd", "weight_decay", "Invalid weight_decay value: nan"),
-    ("rmsprop", "lr", "Invalid learning rate: nan"),
-    ("rmsprop", "alpha", "Invalid alpha value: nan"),
-    ("rmsprop", "eps", "Invalid epsilon value: nan"),
-    ("rmsprop", "weight_decay", "Invalid weight_decay value: nan"),
-    ("rmsprop", "momentum", "Invalid momentum value: nan"),
-    ("adam", "lr", "Invalid learning rate: nan"),
-    ("adam", "eps", "Invalid epsilon value: nan"),
-    ("adam", "weight_decay", "Invalid weight_decay value: nan"),
-    ("adam", "betas[0]", "Invalid beta parameter at index 0: nan"),
-    ("adam", "betas[1]", "Invalid beta parameter at index 1: nan"),
-    ("adamw", "lr", "Invalid learning rate: nan"),
-    ("adamw", "eps", "Invalid epsilon value: nan"),
-    ("adamw", "weight_decay", "Invalid weight_decay value: nan"),
-    ("adamw", "betas[0]", "Invalid beta parameter at index 0: nan"),
-    ("adamw", "betas[1]", "Invalid beta parameter at index 1: nan"),
-    ("adagrad", "lr", "Invalid learning rate: nan"),
-    ("adagrad", "lr_decay", "Invalid lr_decay value: nan"),
-    ("adagrad", "weight_decay", "Invalid weight_decay value: nan"),
-    ("adagrad", "initial_accumulator_value", "Invalid initial_accumulator_value value: nan"),
-    ("adagrad", "eps", "Invalid epsilon value: nan"),
+  ("sgd", "lr", "Invalid learning rate: nan"),
+  ("sgd", "momentum", "Invalid momentum value: nan"),
+  ("sgd", "dampening", "Invalid dampening value: nan"),
+  ("sgd", "weight_decay", "Invalid weight_decay value: nan"),
+  ("rmsprop", "lr", "Invalid learning rate: nan"),
+  ("rmsprop", "alpha", "Invalid alpha value: nan"),
+  ("rmsprop", "eps", "Invalid epsilon value: nan"),
+  ("rmsprop", "weight_decay", "Invalid weight_decay value: nan"),
+  ("rmsprop", "momentum", "Invalid momentum value: nan"),
+  ("adam", "lr", "Invalid learning rate: nan"),
+  ("adam", "eps", "Invalid epsilon value: nan"),
+  ("adam", "weight_decay", "Invalid weight_decay value: nan"),
+  ("adam", "betas[0]", "Invalid beta parameter at index 0: nan"),
+  ("adam", "betas[1]", "Invalid beta parameter at index 1: nan"),
+  ("adamw", "lr", "Invalid learning rate: nan"),
+  ("adamw", "eps", "Invalid epsilon value: nan"),
+  ("adamw", "weight_decay", "Invalid weight_decay value: nan"),
+  ("adamw", "betas[0]", "Invalid beta parameter at index 0: nan"),
+  ("adamw", "betas[1]", "Invalid beta parameter at index 1: nan"),
+  ("adagrad", "lr", "Invalid learning rate: nan"),
+  ("adagrad", "lr_decay", "Invalid lr_decay value: nan"),
+  ("adagrad", "weight_decay", "Invalid weight_decay value: nan"),
+  ("adagrad", "initial_accumulator_value", "Invalid initial_accumulator_value value: nan"),
+  ("adagrad", "eps", "Invalid epsilon value: nan"),
 ]
 
 
@@ -455,7 +454,7 @@ def test_nan_arguments_cover_every_numeric_hyperparameter():
 
 
 @pytest.mark.parametrize(
-    ("name", "arg", "message"), NAN_ARGUMENTS, ids=[f"{n}({a}=nan)" for n, a, _ in NAN_ARGUMENTS]
+  ("name", "arg", "message"), NAN_ARGUMENTS, ids=[f"{n}({a}=nan)" for n, a, _ in NAN_ARGUMENTS]
 )
 def test_nan_hyperparameters_raise(name, arg, message):
   """jaxtrain rejects a NaN hyper-parameter when the optimizer is built, naming it."""
@@ -483,52 +482,100 @@ def test_nan_hyperparameters_raise(name, arg, message):
 # about '<'; Adam(betas=(0.9,)) an IndexError; SGD(momentum=True), SGD(nesterov="yes")
 # and Adam(betas=(0.9, 0.99, 0.9)) are accepted.
 BAD_TYPES = [
-    ("sgd", dict(lr="0.1"), TypeError,
-     "sgd: lr must be a number or a schedule (a function of the update count), got '0.1' (str)"),
-    ("sgd", dict(lr=None), TypeError, "sgd: lr must be a number or a schedule"),
-    ("sgd", dict(lr=True), TypeError, "sgd: lr must be a number or a schedule"),
-    ("sgd", dict(lr=0.1, momentum="0.9"), TypeError,
-     "sgd: momentum must be a number, got '0.9' (str)"),
-    ("sgd", dict(lr=0.1, momentum=True), TypeError, "sgd: momentum must be a number, got True"),
-    ("sgd", dict(lr=0.1, dampening=None), TypeError, "sgd: dampening must be a number, got None"),
-    ("sgd", dict(lr=0.1, weight_decay=[0.1]), TypeError,
-     "sgd: weight_decay must be a number, got [0.1] (list)"),
-    ("sgd", dict(lr=0.1, momentum=0.9, nesterov="yes"), TypeError,
-     "sgd: nesterov must be a bool, got 'yes' (str)"),
-    ("sgd", dict(lr=0.1, maximize=1), TypeError, "sgd: maximize must be a bool, got 1 (int)"),
-    ("sgd", dict(lr=np.asarray([0.1, 0.2])), ValueError,
-     "sgd: lr must be a scalar, got an array of shape (2,)"),
-    ("sgd", dict(lr=np.asarray(0.1, np.complex64)), TypeError,
-     "sgd: lr must be a number or a schedule (a function of the update count), got an array of "
-     "dtype complex64"),
-    ("rmsprop", dict(alpha=None), TypeError, "rmsprop: alpha must be a number, got None"),
-    ("rmsprop", dict(eps="1e-8"), TypeError, "rmsprop: eps must be a number, got '1e-8' (str)"),
-    ("rmsprop", dict(centered="yes"), TypeError, "rmsprop: centered must be a bool, got 'yes'"),
-    ("adam", dict(betas=(0.9,)), ValueError,
-     "adam: betas must be a pair (beta1, beta2), got (0.9,) of length 1"),
-    ("adam", dict(betas=(0.9, 0.99, 0.9)), ValueError,
-     "adam: betas must be a pair (beta1, beta2), got (0.9, 0.99, 0.9) of length 3"),
-    ("adam", dict(betas=0.9), TypeError,
-     "adam: betas must be a pair (beta1, beta2), got 0.9 (float)"),
-    ("adam", dict(betas="ab"), TypeError, "adam: betas must be a pair (beta1, beta2), got 'ab'"),
-    ("adam", dict(betas=(0.9, "0.999")), TypeError,
-     "adam: betas[1] must be a number, got '0.999' (str)"),
-    ("adam", dict(eps=None), TypeError, "adam: eps must be a number, got None"),
-    ("adam", dict(lr=0.1, amsgrad="no"), TypeError, "adam: amsgrad must be a bool, got 'no'"),
-    ("adamw", dict(weight_decay="0.01"), TypeError, "adamw: weight_decay must be a number"),
-    ("adamw", dict(betas=[0.9]), ValueError, "adamw: betas must be a pair (beta1, beta2)"),
-    ("adagrad", dict(lr_decay="0"), TypeError, "adagrad: lr_decay must be a number, got '0'"),
-    ("adagrad", dict(initial_accumulator_value=None), TypeError,
-     "adagrad: initial_accumulator_value must be a number, got None"),
-    ("adagrad", dict(lr=0.1, maximize="false"), TypeError,
-     "adagrad: maximize must be a bool, got 'false'"),
+  (
+    "sgd",
+    dict(lr="0.1"),
+    TypeError,
+    "sgd: lr must be a number or a schedule (a function of the update count), got '0.1' (str)",
+  ),
+  ("sgd", dict(lr=None), TypeError, "sgd: lr must be a number or a schedule"),
+  ("sgd", dict(lr=True), TypeError, "sgd: lr must be a number or a schedule"),
+  (
+    "sgd",
+    dict(lr=0.1, momentum="0.9"),
+    TypeError,
+    "sgd: momentum must be a number, got '0.9' (str)",
+  ),
+  ("sgd", dict(lr=0.1, momentum=True), TypeError, "sgd: momentum must be a number, got True"),
+  ("sgd", dict(lr=0.1, dampening=None), TypeError, "sgd: dampening must be a number, got None"),
+  (
+    "sgd",
+    dict(lr=0.1, weight_decay=[0.1]),
+    TypeError,
+    "sgd: weight_decay must be a number, got [0.1] (list)",
+  ),
+  (
+    "sgd",
+    dict(lr=0.1, momentum=0.9, nesterov="yes"),
+    TypeError,
+    "sgd: nesterov must be a bool, got 'yes' (str)",
+  ),
+  ("sgd", dict(lr=0.1, maximize=1), TypeError, "sgd: maximize must be a bool, got 1 (int)"),
+  (
+    "sgd",
+    dict(lr=np.asarray([0.1, 0.2])),
+    ValueError,
+    "sgd: lr must be a scalar, got an array of shape (2,)",
+  ),
+  (
+    "sgd",
+    dict(lr=np.asarray(0.1, np.complex64)),
+    TypeError,
+    "sgd: lr must be a number or a schedule (a function of the update count), got an array of "
+    "dtype complex64",
+  ),
+  ("rmsprop", dict(alpha=None), TypeError, "rmsprop: alpha must be a number, got None"),
+  ("rmsprop", dict(eps="1e-8"), TypeError, "rmsprop: eps must be a number, got '1e-8' (str)"),
+  ("rmsprop", dict(centered="yes"), TypeError, "rmsprop: centered must be a bool, got 'yes'"),
+  (
+    "adam",
+    dict(betas=(0.9,)),
+    ValueError,
+    "adam: betas must be a pair (beta1, beta2), got (0.9,) of length 1",
+  ),
+  (
+    "adam",
+    dict(betas=(0.9, 0.99, 0.9)),
+    ValueError,
+    "adam: betas must be a pair (beta1, beta2), got (0.9, 0.99, 0.9) of length 3",
+  ),
+  (
+    "adam",
+    dict(betas=0.9),
+    TypeError,
+    "adam: betas must be a pair (beta1, beta2), got 0.9 (float)",
+  ),
+  ("adam", dict(betas="ab"), TypeError, "adam: betas must be a pair (beta1, beta2), got 'ab'"),
+  (
+    "adam",
+    dict(betas=(0.9, "0.999")),
+    TypeError,
+    "adam: betas[1] must be a number, got '0.999' (str)",
+  ),
+  ("adam", dict(eps=None), TypeError, "adam: eps must be a number, got None"),
+  ("adam", dict(lr=0.1, amsgrad="no"), TypeError, "adam: amsgrad must be a bool, got 'no'"),
+  ("adamw", dict(weight_decay="0.01"), TypeError, "adamw: weight_decay must be a number"),
+  ("adamw", dict(betas=[0.9]), ValueError, "adamw: betas must be a pair (beta1, beta2)"),
+  ("adagrad", dict(lr_decay="0"), TypeError, "adagrad: lr_decay must be a number, got '0'"),
+  (
+    "adagrad",
+    dict(initial_accumulator_value=None),
+    TypeError,
+    "adagrad: initial_accumulator_value must be a number, got None",
+  ),
+  (
+    "adagrad",
+    dict(lr=0.1, maximize="false"),
+    TypeError,
+    "adagrad: maximize must be a bool, got 'false'",
+  ),
 ]
 
 
 @pytest.mark.parametrize(
-    ("name", "kwargs", "error", "message"),
-    BAD_TYPES,
-    ids=[f"{n}({','.join(f'{k}={v!r}' for k, v in kw.items())})" for n, kw, _, _ in BAD_TYPES],
+  ("name", "kwargs", "error", "message"),
+  BAD_TYPES,
+  ids=[f"{n}({','.join(f'{k}={v!r}' for k, v in kw.items())})" for n, kw, _, _ in BAD_TYPES],
 )
 def test_bad_types_and_lengths_raise_when_built(name, kwargs, error, message):
   with pytest.raises(error, match=re.escape(message)):
@@ -545,21 +592,32 @@ def test_other_number_types_are_accepted():
     return updates
 
   assert_close(
-      one_update(optimizers.adam(np.float32(0.01), [0.9, np.float64(0.99)], np.asarray(1e-6), 0)),
-      one_update(optimizers.adam(0.01, (0.9, 0.99), 1e-6, 0.0)), rtol=1e-7, atol=0.0)
-  assert_close(one_update(optimizers.sgd(jnp.asarray(0.1), 1, weight_decay=np.int64(0))),
-               one_update(optimizers.sgd(0.1, 1.0)), rtol=1e-7, atol=0.0)
-  assert_close(one_update(optimizers.sgd(0.1, 0.9, nesterov=np.bool_(True))),
-               one_update(optimizers.sgd(0.1, 0.9, nesterov=True)), rtol=1e-7, atol=0.0)
+    one_update(optimizers.adam(np.float32(0.01), [0.9, np.float64(0.99)], np.asarray(1e-6), 0)),
+    one_update(optimizers.adam(0.01, (0.9, 0.99), 1e-6, 0.0)),
+    rtol=1e-7,
+    atol=0.0,
+  )
+  assert_close(
+    one_update(optimizers.sgd(jnp.asarray(0.1), 1, weight_decay=np.int64(0))),
+    one_update(optimizers.sgd(0.1, 1.0)),
+    rtol=1e-7,
+    atol=0.0,
+  )
+  assert_close(
+    one_update(optimizers.sgd(0.1, 0.9, nesterov=np.bool_(True))),
+    one_update(optimizers.sgd(0.1, 0.9, nesterov=True)),
+    rtol=1e-7,
+    atol=0.0,
+  )
 
 
 def test_traced_hyperparameters_are_accepted():
   """optax.inject_hyperparams passes hyper-parameters as (traced) arrays: no value check."""
   grad = jnp.asarray([1.0, -2.0, 0.5])
   for name, kwargs in [
-      ("adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.1)),
-      ("rmsprop", dict(lr=0.01, alpha=0.9, momentum=0.5)),
-      ("sgd", dict(lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01)),
+    ("adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.1)),
+    ("rmsprop", dict(lr=0.01, alpha=0.9, momentum=0.5)),
+    ("sgd", dict(lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01)),
   ]:
     injected = optax.inject_hyperparams(getattr(optimizers, name))(**kwargs)
     plain = getattr(optimizers, name)(**kwargs)
@@ -575,25 +633,43 @@ def test_traced_hyperparameters_are_accepted():
 
 # Bad hyper-parameters raise torch 2.13.0's ValueError with torch's message.
 TORCH_MESSAGES = [
-    ("sgd negative lr", lambda: O.sgd(-0.1), "Invalid learning rate: -0.1"),
-    ("sgd NaN lr", lambda: O.sgd(float("nan")), "Invalid learning rate: nan"),
-    ("sgd negative momentum", lambda: O.sgd(0.1, momentum=-1), "Invalid momentum value: -1"),
-    ("sgd nesterov without momentum", lambda: O.sgd(0.1, nesterov=True),
-     "Nesterov momentum requires a momentum and zero dampening"),
-    ("adam beta1 = 1", lambda: O.adam(0.1, betas=(1.0, 0.9)), "Invalid beta parameter at index 0: 1.0"),
-    ("adam negative eps", lambda: O.adam(0.1, eps=-1), "Invalid epsilon value: -1"),
-    ("adamw negative weight decay", lambda: O.adamw(0.1, weight_decay=-1),
-     "Invalid weight_decay value: -1"),
-    ("rmsprop negative alpha", lambda: O.rmsprop(0.1, alpha=-1), "Invalid alpha value: -1"),
-    ("adagrad negative lr_decay", lambda: O.adagrad(0.1, lr_decay=-1), "Invalid lr_decay value: -1"),
-    ("step_lr step_size 0", lambda: O.step_lr(0.1, 0, 0.1),
-     "step_size must be a positive integer, got 0"),
-    ("cosine T_max 0", lambda: O.cosine_annealing_lr(0.1, 0), "T_max must be a positive integer, got 0"),
+  ("sgd negative lr", lambda: O.sgd(-0.1), "Invalid learning rate: -0.1"),
+  ("sgd NaN lr", lambda: O.sgd(float("nan")), "Invalid learning rate: nan"),
+  ("sgd negative momentum", lambda: O.sgd(0.1, momentum=-1), "Invalid momentum value: -1"),
+  (
+    "sgd nesterov without momentum",
+    lambda: O.sgd(0.1, nesterov=True),
+    "Nesterov momentum requires a momentum and zero dampening",
+  ),
+  (
+    "adam beta1 = 1",
+    lambda: O.adam(0.1, betas=(1.0, 0.9)),
+    "Invalid beta parameter at index 0: 1.0",
+  ),
+  ("adam negative eps", lambda: O.adam(0.1, eps=-1), "Invalid epsilon value: -1"),
+  (
+    "adamw negative weight decay",
+    lambda: O.adamw(0.1, weight_decay=-1),
+    "Invalid weight_decay value: -1",
+  ),
+  ("rmsprop negative alpha", lambda: O.rmsprop(0.1, alpha=-1), "Invalid alpha value: -1"),
+  ("adagrad negative lr_decay", lambda: O.adagrad(0.1, lr_decay=-1), "Invalid lr_decay value: -1"),
+  (
+    "step_lr step_size 0",
+    lambda: O.step_lr(0.1, 0, 0.1),
+    "step_size must be a positive integer, got 0",
+  ),
+  (
+    "cosine T_max 0",
+    lambda: O.cosine_annealing_lr(0.1, 0),
+    "T_max must be a positive integer, got 0",
+  ),
 ]
 
 
-@pytest.mark.parametrize("call,fragment", [c[1:] for c in TORCH_MESSAGES],
-                         ids=[c[0] for c in TORCH_MESSAGES])
+@pytest.mark.parametrize(
+  "call,fragment", [c[1:] for c in TORCH_MESSAGES], ids=[c[0] for c in TORCH_MESSAGES]
+)
 def test_bad_hyper_parameters_get_torchs_message(call, fragment):
   with pytest.raises(ValueError, match=re.escape(fragment)):
     call()

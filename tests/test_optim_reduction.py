@@ -20,8 +20,7 @@ import pytest
 import torch
 from oracle import assert_close
 
-from jaxtrain.optim import adam
-from jaxtrain.optim import sgd
+from jaxtrain.optim import adam, sgd
 
 # Not a power of 2, so that the factor B is not exact in floating point.
 BATCH, STEPS = 50, 100
@@ -42,8 +41,8 @@ def softmax_regression(seed=0):
   x = (rng.random((BATCH, 784)) * (rng.random((BATCH, 784)) < 0.15)).astype(np.float32)
   y = rng.integers(0, 10, BATCH)
   params = {
-      "w": jnp.asarray(rng.normal(0, 0.01, (784, 10)), jnp.float32),  # d2l's initialization
-      "b": jnp.zeros(10, jnp.float32),
+    "w": jnp.asarray(rng.normal(0, 0.01, (784, 10)), jnp.float32),  # d2l's initialization
+    "b": jnp.zeros(10, jnp.float32),
   }
   return x, y, params
 

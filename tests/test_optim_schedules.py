@@ -36,19 +36,23 @@ RTOL = 1e-6
 ATOL = 1e-30
 
 CASES = [
-    # (jaxtrain schedule, torch scheduler, initial lr, scheduler arguments)
-    (schedules.step_lr, lr_scheduler.StepLR, 0.01, dict(step_size=5, gamma=0.1)),
-    (schedules.step_lr, lr_scheduler.StepLR, 0.1, dict(step_size=3, gamma=0.9)),
-    (schedules.step_lr, lr_scheduler.StepLR, 0.5, dict(step_size=1)),
-    (schedules.multistep_lr, lr_scheduler.MultiStepLR, 0.1, dict(milestones=[10, 25, 25, 40])),
-    (schedules.multistep_lr, lr_scheduler.MultiStepLR, 0.05, dict(milestones=[7, 3], gamma=0.9)),
-    (schedules.exponential_lr, lr_scheduler.ExponentialLR, 0.1, dict(gamma=0.95)),
-    (schedules.exponential_lr, lr_scheduler.ExponentialLR, 1.0, dict(gamma=0.9)),
-    (schedules.exponential_lr, lr_scheduler.ExponentialLR, 1e-3, dict(gamma=1.02)),
-    (schedules.cosine_annealing_lr, lr_scheduler.CosineAnnealingLR, 0.1, dict(T_max=50)),
-    (schedules.cosine_annealing_lr, lr_scheduler.CosineAnnealingLR,
-     0.2, dict(T_max=10, eta_min=1e-3)),
-    (schedules.cosine_annealing_lr, lr_scheduler.CosineAnnealingLR, 0.05, dict(T_max=7)),
+  # (jaxtrain schedule, torch scheduler, initial lr, scheduler arguments)
+  (schedules.step_lr, lr_scheduler.StepLR, 0.01, dict(step_size=5, gamma=0.1)),
+  (schedules.step_lr, lr_scheduler.StepLR, 0.1, dict(step_size=3, gamma=0.9)),
+  (schedules.step_lr, lr_scheduler.StepLR, 0.5, dict(step_size=1)),
+  (schedules.multistep_lr, lr_scheduler.MultiStepLR, 0.1, dict(milestones=[10, 25, 25, 40])),
+  (schedules.multistep_lr, lr_scheduler.MultiStepLR, 0.05, dict(milestones=[7, 3], gamma=0.9)),
+  (schedules.exponential_lr, lr_scheduler.ExponentialLR, 0.1, dict(gamma=0.95)),
+  (schedules.exponential_lr, lr_scheduler.ExponentialLR, 1.0, dict(gamma=0.9)),
+  (schedules.exponential_lr, lr_scheduler.ExponentialLR, 1e-3, dict(gamma=1.02)),
+  (schedules.cosine_annealing_lr, lr_scheduler.CosineAnnealingLR, 0.1, dict(T_max=50)),
+  (
+    schedules.cosine_annealing_lr,
+    lr_scheduler.CosineAnnealingLR,
+    0.2,
+    dict(T_max=10, eta_min=1e-3),
+  ),
+  (schedules.cosine_annealing_lr, lr_scheduler.CosineAnnealingLR, 0.05, dict(T_max=7)),
 ]
 
 # The same rtol for every hyper-parameter value: eta_min above, equal to and just below
@@ -57,19 +61,26 @@ CASES = [
 # 1 (constant), just below 1 (many ulps of float32(gamma) accumulate over the powers)
 # and above 1 (a rising lr); a milestone at epoch 0.
 SWEEP = [
-    (schedules.cosine_annealing_lr, lr_scheduler.CosineAnnealingLR, lr, dict(T_max=t, eta_min=e))
-    for lr, e in [(3e-4, 0.05), (0.1, 0.1), (0.1, 0.0999), (0.1, 2.0), (0.05, 1e-8),
-                  (1.0, 0.5), (0.0, 0.01)]
-    for t in (1, 7, 120)
+  (schedules.cosine_annealing_lr, lr_scheduler.CosineAnnealingLR, lr, dict(T_max=t, eta_min=e))
+  for lr, e in [
+    (3e-4, 0.05),
+    (0.1, 0.1),
+    (0.1, 0.0999),
+    (0.1, 2.0),
+    (0.05, 1e-8),
+    (1.0, 0.5),
+    (0.0, 0.01),
+  ]
+  for t in (1, 7, 120)
 ] + [
-    (factory, scheduler, lr, dict(extra, gamma=g))
-    for factory, scheduler, extra in [
-        (schedules.exponential_lr, lr_scheduler.ExponentialLR, {}),
-        (schedules.step_lr, lr_scheduler.StepLR, dict(step_size=3)),
-        (schedules.multistep_lr, lr_scheduler.MultiStepLR, dict(milestones=[0, 4, 4, 30])),
-    ]
-    for g in (0.0, 0.3, 0.99, 0.999, 1.0, 1.05)
-    for lr in (3e-4, 0.1)
+  (factory, scheduler, lr, dict(extra, gamma=g))
+  for factory, scheduler, extra in [
+    (schedules.exponential_lr, lr_scheduler.ExponentialLR, {}),
+    (schedules.step_lr, lr_scheduler.StepLR, dict(step_size=3)),
+    (schedules.multistep_lr, lr_scheduler.MultiStepLR, dict(milestones=[0, 4, 4, 30])),
+  ]
+  for g in (0.0, 0.3, 0.99, 0.999, 1.0, 1.05)
+  for lr in (3e-4, 0.1)
 ]
 
 
@@ -106,14 +117,14 @@ def _case_id(case):
 
 @pytest.mark.parametrize("stepping", ["per_epoch", "per_batch"])
 @pytest.mark.parametrize(
-    ("jax_schedule", "torch_scheduler", "lr", "kwargs"),
-    CASES + SWEEP,
-    ids=[_case_id(c) for c in CASES + SWEEP],
+  ("jax_schedule", "torch_scheduler", "lr", "kwargs"),
+  CASES + SWEEP,
+  ids=[_case_id(c) for c in CASES + SWEEP],
 )
 def test_lr_sequence_equals_torch(jax_schedule, torch_scheduler, lr, kwargs, stepping):
   per_batch = stepping == "per_batch"
   expected = torch_lrs(
-      torch_scheduler, lr, kwargs, epochs=EPOCHS, batches=BATCHES, per_batch=per_batch
+    torch_scheduler, lr, kwargs, epochs=EPOCHS, batches=BATCHES, per_batch=per_batch
   )
   schedule = jax_schedule(lr, **kwargs, steps_per_epoch=1 if per_batch else BATCHES)
   actual = jax_lrs(schedule, EPOCHS * BATCHES)
@@ -134,7 +145,7 @@ def test_seed_000_per_batch_step_lr_collapses():
   kwargs = dict(step_size=5, gamma=0.1)
   for per_batch, spe in ((True, 1), (False, batches)):
     expected = torch_lrs(
-        lr_scheduler.StepLR, 0.01, kwargs, epochs=epochs, batches=batches, per_batch=per_batch
+      lr_scheduler.StepLR, 0.01, kwargs, epochs=epochs, batches=batches, per_batch=per_batch
     )
     actual = jax_lrs(schedules.step_lr(0.01, **kwargs, steps_per_epoch=spe), epochs * batches)
     assert_close(actual, expected, rtol=RTOL, atol=ATOL, what=f"per_batch={per_batch}")
@@ -148,7 +159,7 @@ def test_seed_000_per_batch_step_lr_collapses():
 def test_cosine_annealing_restarts_after_t_max_like_torch():
   """torch's CosineAnnealingLR climbs back after T_max (optax's cosine decay stays at its floor)."""
   expected = torch_lrs(
-      lr_scheduler.CosineAnnealingLR, 1.0, dict(T_max=5), epochs=20, batches=1, per_batch=False
+    lr_scheduler.CosineAnnealingLR, 1.0, dict(T_max=5), epochs=20, batches=1, per_batch=False
   )
   actual = jax_lrs(schedules.cosine_annealing_lr(1.0, T_max=5), 20)
   assert_close(actual, expected, rtol=RTOL, atol=ATOL)
@@ -163,8 +174,14 @@ def test_cosine_annealing_with_eta_min_above_lr_starts_at_lr():
   eta_min: 0.000300001353, 4.5e-6 relative.
   """
   for t_max in (10, 100):
-    expected = torch_lrs(lr_scheduler.CosineAnnealingLR, 3e-4, dict(T_max=t_max, eta_min=0.05),
-                         epochs=2 * t_max + 1, batches=1, per_batch=True)
+    expected = torch_lrs(
+      lr_scheduler.CosineAnnealingLR,
+      3e-4,
+      dict(T_max=t_max, eta_min=0.05),
+      epochs=2 * t_max + 1,
+      batches=1,
+      per_batch=True,
+    )
     assert expected[0] == 3e-4 and expected[t_max] == pytest.approx(0.05, rel=1e-12)
     schedule = schedules.cosine_annealing_lr(3e-4, T_max=t_max, eta_min=0.05)
     assert_close(jax_lrs(schedule, 2 * t_max + 1), expected, rtol=RTOL, atol=ATOL)
@@ -173,17 +190,21 @@ def test_cosine_annealing_with_eta_min_above_lr_starts_at_lr():
 # Long per-batch runs: gamma**k for large k (many set bits), cosine angles near 0 and
 # pi/2 for a large T_max.
 LONG = [
-    (schedules.exponential_lr, lr_scheduler.ExponentialLR, 0.1, dict(gamma=0.999)),
-    (schedules.exponential_lr, lr_scheduler.ExponentialLR, 1e-4, dict(gamma=1.0007)),
-    (schedules.step_lr, lr_scheduler.StepLR, 0.1, dict(step_size=3, gamma=0.997)),
-    (schedules.cosine_annealing_lr, lr_scheduler.CosineAnnealingLR, 3e-4,
-     dict(T_max=1500, eta_min=0.05)),
-    (schedules.cosine_annealing_lr, lr_scheduler.CosineAnnealingLR, 0.1, dict(T_max=1500)),
+  (schedules.exponential_lr, lr_scheduler.ExponentialLR, 0.1, dict(gamma=0.999)),
+  (schedules.exponential_lr, lr_scheduler.ExponentialLR, 1e-4, dict(gamma=1.0007)),
+  (schedules.step_lr, lr_scheduler.StepLR, 0.1, dict(step_size=3, gamma=0.997)),
+  (
+    schedules.cosine_annealing_lr,
+    lr_scheduler.CosineAnnealingLR,
+    3e-4,
+    dict(T_max=1500, eta_min=0.05),
+  ),
+  (schedules.cosine_annealing_lr, lr_scheduler.CosineAnnealingLR, 0.1, dict(T_max=1500)),
 ]
 
 
 @pytest.mark.parametrize(
-    ("jax_schedule", "torch_scheduler", "lr", "kwargs"), LONG, ids=[_case_id(c) for c in LONG]
+  ("jax_schedule", "torch_scheduler", "lr", "kwargs"), LONG, ids=[_case_id(c) for c in LONG]
 )
 def test_long_per_batch_runs(jax_schedule, torch_scheduler, lr, kwargs):
   """4000 updates, scheduler.step() after each."""
@@ -202,58 +223,137 @@ STEP = schedules.step_lr
 # (TypeError: 'int' object is not iterable); jaxtrain checks them when the schedule is
 # built, not at the first update.
 BAD_ARGUMENTS = [
-    (STEP, dict(lr=0.1, step_size=0), ValueError, "step_size must be a positive integer, got 0"),
-    (STEP, dict(lr=0.1, step_size=-2), ValueError, "step_size must be a positive integer, got -2"),
-    (STEP, dict(lr=0.1, step_size=2.5), TypeError,
-     "step_lr: step_size must be an integer, got 2.5"),
-    (STEP, dict(lr=0.1, step_size=2.0), TypeError, "step_size must be an integer, got 2.0"),
-    (STEP, dict(lr=0.1, step_size=True), TypeError, "step_size must be an integer, got True"),
-    (STEP, dict(lr=0.1, step_size="5"), TypeError, "step_size must be an integer, got '5' (str)"),
-    (STEP, dict(lr=0.1, step_size=2, steps_per_epoch=0), ValueError,
-     "steps_per_epoch must be a positive integer, got 0"),
-    (schedules.multistep_lr, dict(lr=0.1, milestones=[2], steps_per_epoch=2.5), TypeError,
-     "multistep_lr: steps_per_epoch must be an integer, got 2.5"),
-    (STEP, dict(lr="0.1", step_size=2), TypeError, "step_lr: lr must be a number, got '0.1' (str)"),
-    (STEP, dict(lr=None, step_size=2), TypeError, "step_lr: lr must be a number, got None"),
-    (STEP, dict(lr=lambda k: 0.1, step_size=2), TypeError, "step_lr: lr must be a number"),
-    (schedules.exponential_lr, dict(lr=-0.1, gamma=0.9), ValueError, "Invalid learning rate: -0.1"),
-    (schedules.exponential_lr, dict(lr=NAN, gamma=0.9), ValueError, "Invalid learning rate: nan"),
-    (schedules.exponential_lr, dict(lr=float("inf"), gamma=0.9), ValueError,
-     "Invalid learning rate: inf"),
-    (STEP, dict(lr=0.1, step_size=2, gamma=NAN), ValueError,
-     "step_lr: gamma must be a finite number >= 0, got nan"),
-    (STEP, dict(lr=0.1, step_size=2, gamma=-0.5), ValueError,
-     "step_lr: gamma must be a finite number >= 0, got -0.5"),
-    (STEP, dict(lr=0.1, step_size=2, gamma="0.1"), TypeError,
-     "step_lr: gamma must be a number, got '0.1' (str)"),
-    (schedules.exponential_lr, dict(lr=0.1, gamma=None), TypeError,
-     "exponential_lr: gamma must be a number, got None"),
-    (schedules.exponential_lr, dict(lr=0.1, gamma=float("inf")), ValueError,
-     "exponential_lr: gamma must be a finite number >= 0, got inf"),
-    (schedules.multistep_lr, dict(lr=0.1, milestones=3), TypeError,
-     "multistep_lr: milestones must be a sequence of integers, got 3"),
-    (schedules.multistep_lr, dict(lr=0.1, milestones="35"), TypeError,
-     "multistep_lr: milestones must be a sequence of integers, got '35'"),
-    (schedules.multistep_lr, dict(lr=0.1, milestones=[3, "5"]), TypeError,
-     "multistep_lr: milestones[1] must be an integer, got '5' (str)"),
-    (schedules.multistep_lr, dict(lr=0.1, milestones=[2.5]), TypeError,
-     "multistep_lr: milestones[0] must be an integer, got 2.5"),
-    (schedules.multistep_lr, dict(lr=0.1, milestones=[3, -1]), ValueError,
-     "multistep_lr: milestones[1] must be >= 0, got -1"),
-    (schedules.multistep_lr, dict(lr=0.1, milestones=[3], gamma=NAN), ValueError,
-     "multistep_lr: gamma must be a finite number >= 0, got nan"),
-    (schedules.cosine_annealing_lr, dict(lr=0.1, T_max=0), ValueError,
-     "T_max must be a positive integer, got 0"),
-    (schedules.cosine_annealing_lr, dict(lr=0.1, T_max=10.0), TypeError,
-     "cosine_annealing_lr: T_max must be an integer, got 10.0"),
-    (schedules.cosine_annealing_lr, dict(lr=0.1, T_max=10, eta_min=NAN), ValueError,
-     "cosine_annealing_lr: eta_min must be a finite number >= 0, got nan"),
-    (schedules.cosine_annealing_lr, dict(lr=0.1, T_max=10, eta_min=-1e-3), ValueError,
-     "cosine_annealing_lr: eta_min must be a finite number >= 0, got -0.001"),
-    (schedules.cosine_annealing_lr, dict(lr=0.1, T_max=10, eta_min=float("inf")), ValueError,
-     "cosine_annealing_lr: eta_min must be a finite number >= 0, got inf"),
-    (schedules.cosine_annealing_lr, dict(lr=0.1, T_max=10, eta_min="0"), TypeError,
-     "cosine_annealing_lr: eta_min must be a number, got '0' (str)"),
+  (STEP, dict(lr=0.1, step_size=0), ValueError, "step_size must be a positive integer, got 0"),
+  (STEP, dict(lr=0.1, step_size=-2), ValueError, "step_size must be a positive integer, got -2"),
+  (STEP, dict(lr=0.1, step_size=2.5), TypeError, "step_lr: step_size must be an integer, got 2.5"),
+  (STEP, dict(lr=0.1, step_size=2.0), TypeError, "step_size must be an integer, got 2.0"),
+  (STEP, dict(lr=0.1, step_size=True), TypeError, "step_size must be an integer, got True"),
+  (STEP, dict(lr=0.1, step_size="5"), TypeError, "step_size must be an integer, got '5' (str)"),
+  (
+    STEP,
+    dict(lr=0.1, step_size=2, steps_per_epoch=0),
+    ValueError,
+    "steps_per_epoch must be a positive integer, got 0",
+  ),
+  (
+    schedules.multistep_lr,
+    dict(lr=0.1, milestones=[2], steps_per_epoch=2.5),
+    TypeError,
+    "multistep_lr: steps_per_epoch must be an integer, got 2.5",
+  ),
+  (STEP, dict(lr="0.1", step_size=2), TypeError, "step_lr: lr must be a number, got '0.1' (str)"),
+  (STEP, dict(lr=None, step_size=2), TypeError, "step_lr: lr must be a number, got None"),
+  (STEP, dict(lr=lambda k: 0.1, step_size=2), TypeError, "step_lr: lr must be a number"),
+  (schedules.exponential_lr, dict(lr=-0.1, gamma=0.9), ValueError, "Invalid learning rate: -0.1"),
+  (schedules.exponential_lr, dict(lr=NAN, gamma=0.9), ValueError, "Invalid learning rate: nan"),
+  (
+    schedules.exponential_lr,
+    dict(lr=float("inf"), gamma=0.9),
+    ValueError,
+    "Invalid learning rate: inf",
+  ),
+  (
+    STEP,
+    dict(lr=0.1, step_size=2, gamma=NAN),
+    ValueError,
+    "step_lr: gamma must be a finite number >= 0, got nan",
+  ),
+  (
+    STEP,
+    dict(lr=0.1, step_size=2, gamma=-0.5),
+    ValueError,
+    "step_lr: gamma must be a finite number >= 0, got -0.5",
+  ),
+  (
+    STEP,
+    dict(lr=0.1, step_size=2, gamma="0.1"),
+    TypeError,
+    "step_lr: gamma must be a number, got '0.1' (str)",
+  ),
+  (
+    schedules.exponential_lr,
+    dict(lr=0.1, gamma=None),
+    TypeError,
+    "exponential_lr: gamma must be a number, got None",
+  ),
+  (
+    schedules.exponential_lr,
+    dict(lr=0.1, gamma=float("inf")),
+    ValueError,
+    "exponential_lr: gamma must be a finite number >= 0, got inf",
+  ),
+  (
+    schedules.multistep_lr,
+    dict(lr=0.1, milestones=3),
+    TypeError,
+    "multistep_lr: milestones must be a sequence of integers, got 3",
+  ),
+  (
+    schedules.multistep_lr,
+    dict(lr=0.1, milestones="35"),
+    TypeError,
+    "multistep_lr: milestones must be a sequence of integers, got '35'",
+  ),
+  (
+    schedules.multistep_lr,
+    dict(lr=0.1, milestones=[3, "5"]),
+    TypeError,
+    "multistep_lr: milestones[1] must be an integer, got '5' (str)",
+  ),
+  (
+    schedules.multistep_lr,
+    dict(lr=0.1, milestones=[2.5]),
+    TypeError,
+    "multistep_lr: milestones[0] must be an integer, got 2.5",
+  ),
+  (
+    schedules.multistep_lr,
+    dict(lr=0.1, milestones=[3, -1]),
+    ValueError,
+    "multistep_lr: milestones[1] must be >= 0, got -1",
+  ),
+  (
+    schedules.multistep_lr,
+    dict(lr=0.1, milestones=[3], gamma=NAN),
+    ValueError,
+    "multistep_lr: gamma must be a finite number >= 0, got nan",
+  ),
+  (
+    schedules.cosine_annealing_lr,
+    dict(lr=0.1, T_max=0),
+    ValueError,
+    "T_max must be a positive integer, got 0",
+  ),
+  (
+    schedules.cosine_annealing_lr,
+    dict(lr=0.1, T_max=10.0),
+    TypeError,
+    "cosine_annealing_lr: T_max must be an integer, got 10.0",
+  ),
+  (
+    schedules.cosine_annealing_lr,
+    dict(lr=0.1, T_max=10, eta_min=NAN),
+    ValueError,
+    "cosine_annealing_lr: eta_min must be a finite number >= 0, got nan",
+  ),
+  (
+    schedules.cosine_annealing_lr,
+    dict(lr=0.1, T_max=10, eta_min=-1e-3),
+    ValueError,
+    "cosine_annealing_lr: eta_min must be a finite number >= 0, got -0.001",
+  ),
+  (
+    schedules.cosine_annealing_lr,
+    dict(lr=0.1, T_max=10, eta_min=float("inf")),
+    ValueError,
+    "cosine_annealing_lr: eta_min must be a finite number >= 0, got inf",
+  ),
+  (
+    schedules.cosine_annealing_lr,
+    dict(lr=0.1, T_max=10, eta_min="0"),
+    TypeError,
+    "cosine_annealing_lr: eta_min must be a number, got '0' (str)",
+  ),
 ]
 
 
@@ -262,10 +362,11 @@ def _arg(value):
 
 
 @pytest.mark.parametrize(
-    ("factory", "kwargs", "error", "message"),
-    BAD_ARGUMENTS,
-    ids=[f"{c[0].__name__}({','.join(f'{k}={_arg(v)}' for k, v in c[1].items())})"
-         for c in BAD_ARGUMENTS],
+  ("factory", "kwargs", "error", "message"),
+  BAD_ARGUMENTS,
+  ids=[
+    f"{c[0].__name__}({','.join(f'{k}={_arg(v)}' for k, v in c[1].items())})" for c in BAD_ARGUMENTS
+  ],
 )
 def test_bad_arguments(factory, kwargs, error, message):
   with pytest.raises(error, match=re.escape(message)):
@@ -276,11 +377,15 @@ def test_numbers_of_other_types_are_accepted():
   """numpy and 0-d jax numbers, and numpy integers, are numbers: the same schedule."""
   expected = jax_lrs(schedules.step_lr(0.1, 2, 0.5, steps_per_epoch=3), 20)
   for lr, step_size, gamma, spe in [
-      (np.float32(0.1), np.int64(2), np.float64(0.5), np.int32(3)),
-      (jnp.asarray(0.1), 2, jnp.asarray(0.5), 3),
-      (np.asarray(0.1), 2, 0.5, 3),
+    (np.float32(0.1), np.int64(2), np.float64(0.5), np.int32(3)),
+    (jnp.asarray(0.1), 2, jnp.asarray(0.5), 3),
+    (np.asarray(0.1), 2, 0.5, 3),
   ]:
     actual = jax_lrs(schedules.step_lr(lr, step_size, gamma, steps_per_epoch=spe), 20)
     assert_close(actual, expected, rtol=1e-7, atol=0.0)
-  assert_close(jax_lrs(schedules.multistep_lr(0.1, (np.int64(3),), 0.5), 6),
-               [0.1, 0.1, 0.1, 0.05, 0.05, 0.05], rtol=1e-7, atol=0.0)
+  assert_close(
+    jax_lrs(schedules.multistep_lr(0.1, (np.int64(3),), 0.5), 6),
+    [0.1, 0.1, 0.1, 0.05, 0.05, 0.05],
+    rtol=1e-7,
+    atol=0.0,
+  )

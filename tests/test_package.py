@@ -1,4 +1,6 @@
-"""Importing jaxtrain configures nothing: the environment and JAX's configuration stay as they were."""
+"""Importing jaxtrain configures nothing: os.environ and JAX's configuration stay as they were.
+
+And the core runs without the training application's packages."""
 
 from __future__ import annotations
 
@@ -17,20 +19,30 @@ SCRIPTS = os.path.join(ROOT, "tests", "scripts")
 def test_importing_any_module_changes_no_environment_or_jax_config():
   env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
   env.pop("XLA_FLAGS", None)
-  out = subprocess.run([sys.executable, os.path.join(SCRIPTS, "import_everything.py")], env=env, capture_output=True, text=True,
-                       timeout=300, cwd=ROOT)
+  out = subprocess.run(
+    [sys.executable, os.path.join(SCRIPTS, "import_everything.py")],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    cwd=ROOT,
+  )
   assert out.returncode == 0, out.stderr
   count, changed_env, changed_config = out.stdout.strip().split(" ", 2)
   assert int(count) >= 30  # every module was imported
   assert (changed_env, changed_config) == ("[]", "[]"), out.stdout
 
 
-
-
 def _without_app_packages(*argv, cwd):
   env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
-  return subprocess.run([sys.executable, os.path.join(SCRIPTS, "without_app_packages.py"), *argv],
-                        env=env, capture_output=True, text=True, timeout=300, cwd=cwd)
+  return subprocess.run(
+    [sys.executable, os.path.join(SCRIPTS, "without_app_packages.py"), *argv],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    cwd=cwd,
+  )
 
 
 def test_the_core_runs_without_the_training_application(tmp_path):
@@ -42,11 +54,14 @@ def test_the_core_runs_without_the_training_application(tmp_path):
 
 
 def test_the_command_line_names_the_extra_it_needs(tmp_path):
-  proc = _without_app_packages("jaxtrain.train", "--epochs", "1", "--out", str(tmp_path / "run"),
-                               cwd=tmp_path)
+  proc = _without_app_packages(
+    "jaxtrain.train", "--epochs", "1", "--out", str(tmp_path / "run"), cwd=tmp_path
+  )
   assert proc.returncode == 2
   assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
-  assert "No module named 'sklearn'" in proc.stderr and "pip install 'jaxtrain[train]'" in proc.stderr
+  assert (
+    "No module named 'sklearn'" in proc.stderr and "pip install 'jaxtrain[train]'" in proc.stderr
+  )
   assert not (tmp_path / "run").exists()
 
 

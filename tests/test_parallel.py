@@ -37,17 +37,25 @@ DEVICES = 8
 def _result(stdout: str) -> dict:
   lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
   assert lines, f"no RESULT line in:\n{stdout}"
-  return json.loads(lines[-1][len("RESULT "):])
+  return json.loads(lines[-1][len("RESULT ") :])
 
 
 @pytest.fixture(scope="module")
 def eight(tmp_path_factory):
   """The measurements of the 8-device driver, and its folder of runs."""
   tmp = tmp_path_factory.mktemp("eight")
-  env = {**os.environ, "PYTHONPATH": REPO,
-         "XLA_FLAGS": f"--xla_force_host_platform_device_count={DEVICES}"}
-  proc = subprocess.run([sys.executable, os.path.join(SCRIPTS, "eight_devices.py"), str(tmp)], env=env,
-                        capture_output=True, text=True, timeout=300)
+  env = {
+    **os.environ,
+    "PYTHONPATH": REPO,
+    "XLA_FLAGS": f"--xla_force_host_platform_device_count={DEVICES}",
+  }
+  proc = subprocess.run(
+    [sys.executable, os.path.join(SCRIPTS, "eight_devices.py"), str(tmp)],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   return _result(proc.stdout), tmp
 
@@ -148,11 +156,26 @@ def _start(folder, args, *, stop=0):
   for pid in (0, 1):
     cwd = folder / f"p{pid}"
     cwd.mkdir(parents=True, exist_ok=True)
-    procs.append(subprocess.Popen(
-        [sys.executable, os.path.join(SCRIPTS, "process_main.py"), *args, "--coordinator-address",
-         f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(pid)],
-        cwd=cwd, env={**env, "JAXTRAIN_TEST_PARAMS": str(folder / f"params{pid}.npz")},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    procs.append(
+      subprocess.Popen(
+        [
+          sys.executable,
+          os.path.join(SCRIPTS, "process_main.py"),
+          *args,
+          "--coordinator-address",
+          f"127.0.0.1:{port}",
+          "--num-processes",
+          "2",
+          "--process-id",
+          str(pid),
+        ],
+        cwd=cwd,
+        env={**env, "JAXTRAIN_TEST_PARAMS": str(folder / f"params{pid}.npz")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+      )
+    )
   return procs
 
 
@@ -251,12 +274,18 @@ def test_one_device_mesh_and_rows():
 
 
 BAD_INITIALIZE = [
-    (dict(coordinator_address="localhost", num_processes=2, process_id=0),
-     "coordinator_address='localhost' is not valid; expected 'host:port'"),
-    (dict(coordinator_address="127.0.0.1:1234", num_processes=0, process_id=0),
-     "num_processes must be a positive integer, got 0"),
-    (dict(coordinator_address="127.0.0.1:1234", num_processes=2, process_id=2),
-     "process_id=2 is not below num_processes=2"),
+  (
+    dict(coordinator_address="localhost", num_processes=2, process_id=0),
+    "coordinator_address='localhost' is not valid; expected 'host:port'",
+  ),
+  (
+    dict(coordinator_address="127.0.0.1:1234", num_processes=0, process_id=0),
+    "num_processes must be a positive integer, got 0",
+  ),
+  (
+    dict(coordinator_address="127.0.0.1:1234", num_processes=2, process_id=2),
+    "process_id=2 is not below num_processes=2",
+  ),
 ]
 
 
@@ -281,8 +310,18 @@ def test_initialize_reads_the_environment(monkeypatch):
 
 
 def test_cli_bad_distributed_flags_exit_2(capsys, tmp_path):
-  code = train.main(["--coordinator-address", "nohost", "--num-processes", "2", "--process-id",
-                     "0", "--out", str(tmp_path / "run")])
+  code = train.main(
+    [
+      "--coordinator-address",
+      "nohost",
+      "--num-processes",
+      "2",
+      "--process-id",
+      "0",
+      "--out",
+      str(tmp_path / "run"),
+    ]
+  )
   err = capsys.readouterr().err
   assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
   assert "coordinator_address='nohost' is not valid" in err

@@ -35,8 +35,9 @@ def test_host_and_device_placement_train_the_same(digits):
   on_host, results_h = _fit(digits, data_placement="host")
   for a, b in zip(_params(on_device), _params(on_host)):
     np.testing.assert_array_equal(a, b)
-  assert [dataclasses.replace(r, seconds=0) for r in results_d] == \
-         [dataclasses.replace(r, seconds=0) for r in results_h]
+  assert [dataclasses.replace(r, seconds=0) for r in results_d] == [
+    dataclasses.replace(r, seconds=0) for r in results_h
+  ]
 
 
 def test_auto_placement_follows_free_device_memory(digits, monkeypatch):
@@ -106,8 +107,16 @@ def test_curves_are_drawn_off_the_loop(tmp_path, monkeypatch):
     draw(*args, **kwargs)
 
   monkeypatch.setattr(reporting, "plot_curves", slow_plot)
-  result = dict(epoch=1, lr=0.1, train_loss=1.0, train_acc=0.5, test_loss=1.0, test_acc=0.5,
-                running_loss=22.0, seconds=1.0)
+  result = dict(
+    epoch=1,
+    lr=0.1,
+    train_loss=1.0,
+    train_acc=0.5,
+    test_loss=1.0,
+    test_acc=0.5,
+    running_loss=22.0,
+    seconds=1.0,
+  )
   rep = reporting.Reporter(out_dir=tmp_path, mode="quiet", epochs=1)
   rep.end_epoch(result)
   assert drawing.wait(30) and not (tmp_path / "curves.png").exists()
@@ -123,7 +132,17 @@ def test_a_failed_drawing_is_reported_at_close(tmp_path, monkeypatch):
 
   monkeypatch.setattr(reporting, "plot_curves", broken)
   rep = reporting.Reporter(out_dir=tmp_path, mode="quiet", epochs=1)
-  rep.end_epoch(dict(epoch=1, lr=0.1, train_loss=1.0, train_acc=0.5, test_loss=1.0,
-                     test_acc=0.5, running_loss=22.0, seconds=1.0))
+  rep.end_epoch(
+    dict(
+      epoch=1,
+      lr=0.1,
+      train_loss=1.0,
+      train_acc=0.5,
+      test_loss=1.0,
+      test_acc=0.5,
+      running_loss=22.0,
+      seconds=1.0,
+    )
+  )
   with pytest.raises(OSError, match="No space left"):
     rep.close()

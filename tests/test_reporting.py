@@ -22,16 +22,33 @@ from jaxtrain.reporting.files import OutputError
 from jaxtrain.reporting.record import as_result
 from jaxtrain.reporting.writer import MultiWriter, Writer
 
-CONFIG = {"model": "cnn", "dataset": "digits", "loss": "cross_entropy", "optimizer": "sgd",
-          "lr": 0.05, "betas": (0.9, 0.999), "data_dir": None}
+CONFIG = {
+  "model": "cnn",
+  "dataset": "digits",
+  "loss": "cross_entropy",
+  "optimizer": "sgd",
+  "lr": 0.05,
+  "betas": (0.9, 0.999),
+  "data_dir": None,
+}
 
 
 def fake_results(n=3):
   """n epochs of plausible results; values with many digits test float32 round trips."""
-  return [SimpleNamespace(epoch=e, lr=0.05 * 0.1 ** (e // 2), train_loss=2.3 / e + 0.0123456789,
-                          train_acc=0.1 + 0.3 * e, test_loss=2.4 / e, test_acc=0.09 + 0.29 * e,
-                          running_loss=50.0 / e, seconds=1.5 + e, skipped=e - 1)
-          for e in range(1, n + 1)]
+  return [
+    SimpleNamespace(
+      epoch=e,
+      lr=0.05 * 0.1 ** (e // 2),
+      train_loss=2.3 / e + 0.0123456789,
+      train_acc=0.1 + 0.3 * e,
+      test_loss=2.4 / e,
+      test_acc=0.09 + 0.29 * e,
+      running_loss=50.0 / e,
+      seconds=1.5 + e,
+      skipped=e - 1,
+    )
+    for e in range(1, n + 1)
+  ]
 
 
 class Terminal(io.StringIO):
@@ -45,8 +62,9 @@ def run(mode, out_dir=None, results=None, bar=True, stream=None):
   """Runs a Reporter over the fake epochs; returns (reporter, printed text)."""
   stream = io.StringIO() if stream is None else stream
   results = fake_results() if results is None else results
-  with Reporter(out_dir=out_dir, mode=mode, epochs=len(results), config=CONFIG,
-                stream=stream) as rep:
+  with Reporter(
+    out_dir=out_dir, mode=mode, epochs=len(results), config=CONFIG, stream=stream
+  ) as rep:
     for r in results:
       if bar:
         with rep.epoch_bar(r.epoch, num_batches=4, batch_size=8) as b:
@@ -99,7 +117,12 @@ def test_curves_png(run_dir):
   assert image[..., :3].std() > 0.05  # something is drawn
   # Atomic writes leave no temporary files behind.
   assert sorted(p.name for p in out.iterdir()) == [
-      "config.json", "curves.png", "metrics.csv", "metrics.jsonl", "tensorboard"]
+    "config.json",
+    "curves.png",
+    "metrics.csv",
+    "metrics.jsonl",
+    "tensorboard",
+  ]
 
 
 def test_tensorboard_scalars(run_dir):
@@ -117,7 +140,8 @@ def test_tensorboard_flushed_each_epoch(tmp_path):
   for r in fake_results(2):
     rep.end_epoch(r)
     assert [s for s, _ in read_scalars(tmp_path / "tensorboard")["loss/train"]] == list(
-        range(1, r.epoch + 1))
+      range(1, r.epoch + 1)
+    )
   rep.close()
   rep.close()  # idempotent
   with pytest.raises(RuntimeError):
@@ -157,7 +181,8 @@ def test_mode_json():
   lines = text.splitlines()
   assert len(lines) == 3
   assert [json.loads(line) for line in lines] == [
-      {f: getattr(r, f) for f in COLUMNS} for r in fake_results()]
+    {f: getattr(r, f) for f in COLUMNS} for r in fake_results()
+  ]
 
 
 def test_mode_quiet():
@@ -173,11 +198,24 @@ def test_mode_lines():
 def test_mode_lines_default_format():
   stream = io.StringIO()
   with Reporter(out_dir=None, mode="lines", epochs=20, stream=stream) as rep:
-    rep.end_epoch(dataclasses.asdict(EpochResult(epoch=3, lr=0.05, train_loss=0.5, train_acc=0.8,
-                                             test_loss=0.6, test_acc=0.75, running_loss=11.0,
-                                             seconds=1.25)))
-  assert stream.getvalue() == ("epoch  3/20  lr 5.00e-02  loss 0.5000  train acc 0.8000  "
-                               "test acc 0.7500  running_loss 11.0000  (1.2s)\n")
+    rep.end_epoch(
+      dataclasses.asdict(
+        EpochResult(
+          epoch=3,
+          lr=0.05,
+          train_loss=0.5,
+          train_acc=0.8,
+          test_loss=0.6,
+          test_acc=0.75,
+          running_loss=11.0,
+          seconds=1.25,
+        )
+      )
+    )
+  assert stream.getvalue() == (
+    "epoch  3/20  lr 5.00e-02  loss 0.5000  train acc 0.8000  "
+    "test acc 0.7500  running_loss 11.0000  (1.2s)\n"
+  )
 
 
 def test_mode_bar():
@@ -259,15 +297,38 @@ def test_default_line_names_skipped_updates():
   # The default line is format_epoch's, which ends in "skipped N" when updates were skipped.
   stream = io.StringIO()
   with Reporter(out_dir=None, mode="lines", epochs=5, stream=stream) as rep:
-    rep.end_epoch(dict(epoch=2, lr=0.1, train_loss=0.5, train_acc=0.8, test_loss=0.6,
-                       test_acc=0.75, running_loss=11.0, seconds=1.25, skipped=3))
-  assert stream.getvalue() == ("epoch 2/5  lr 1.00e-01  loss 0.5000  train acc 0.8000  "
-                               "test acc 0.7500  running_loss 11.0000  (1.2s)  skipped 3\n")
+    rep.end_epoch(
+      dict(
+        epoch=2,
+        lr=0.1,
+        train_loss=0.5,
+        train_acc=0.8,
+        test_loss=0.6,
+        test_acc=0.75,
+        running_loss=11.0,
+        seconds=1.25,
+        skipped=3,
+      )
+    )
+  assert stream.getvalue() == (
+    "epoch 2/5  lr 1.00e-01  loss 0.5000  train acc 0.8000  "
+    "test acc 0.7500  running_loss 11.0000  (1.2s)  skipped 3\n"
+  )
 
 
 def test_as_result_converts_to_python_numbers():
-  r = as_result(dict(epoch=np.int64(2), lr=np.float32(0.5), train_loss=1, train_acc=0.5,
-                     test_loss=1.0, test_acc=0.5, running_loss=3.0, seconds=1.0))
+  r = as_result(
+    dict(
+      epoch=np.int64(2),
+      lr=np.float32(0.5),
+      train_loss=1,
+      train_acc=0.5,
+      test_loss=1.0,
+      test_acc=0.5,
+      running_loss=3.0,
+      seconds=1.0,
+    )
+  )
   assert r == EpochResult(2, 0.5, 1.0, 0.5, 1.0, 0.5, 3.0, 1.0, skipped=0)
   assert [type(getattr(r, f)) for f in COLUMNS] == [int] + [float] * 7 + [int]
 
@@ -296,8 +357,9 @@ class Recording(Writer):
 def test_multi_writer_keeps_writing_past_a_failed_writer():
   calls = []
   full = OutputError("run/metrics.jsonl", OSError(28, "No space left on device"))
-  writers = MultiWriter([Recording("a", calls), Recording("b", calls, fail=full),
-                         Recording("c", calls)])
+  writers = MultiWriter(
+    [Recording("a", calls), Recording("b", calls, fail=full), Recording("c", calls)]
+  )
   writers.start([])
   r1, r2 = (EpochResult(e, 0.1, 1.0, 0.5, 1.0, 0.5, 2.0, 1.0) for e in (1, 2))
   with pytest.raises(OutputError) as error:
@@ -305,8 +367,15 @@ def test_multi_writer_keeps_writing_past_a_failed_writer():
   assert error.value is full
   # Every writer got epoch 1; the failed one was closed at once and is left out afterwards,
   # so the failure is reported once.
-  assert calls == [("a", "start", 0), ("b", "start", 0), ("c", "start", 0),
-                   ("a", "write", 1), ("b", "write", 1), ("b", "close"), ("c", "write", 1)]
+  assert calls == [
+    ("a", "start", 0),
+    ("b", "start", 0),
+    ("c", "start", 0),
+    ("a", "write", 1),
+    ("b", "write", 1),
+    ("b", "close"),
+    ("c", "write", 1),
+  ]
   calls.clear()
   writers.write_epoch(r2, "line")
   writers.close()

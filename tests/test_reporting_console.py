@@ -47,9 +47,19 @@ def report(stream, epochs=2):
         active.append(bar.active)
         for i in range(4):
           bar.update(loss=1.0 / (i + 1))
-      rep.end_epoch(dict(epoch=epoch, lr=0.1, train_loss=0.5, train_acc=0.8, test_loss=0.6,
-                         test_acc=0.75, running_loss=11.0, seconds=1.25),
-                    line=f"summary of epoch {epoch}")
+      rep.end_epoch(
+        dict(
+          epoch=epoch,
+          lr=0.1,
+          train_loss=0.5,
+          train_acc=0.8,
+          test_loss=0.6,
+          test_acc=0.75,
+          running_loss=11.0,
+          seconds=1.25,
+        ),
+        line=f"summary of epoch {epoch}",
+      )
   return active
 
 

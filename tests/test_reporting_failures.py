@@ -25,8 +25,16 @@ ENOSPC = f"[Errno 28] {os.strerror(errno.ENOSPC)}"  # "No space left on device" 
 
 
 def result(epoch):
-  return dict(epoch=epoch, lr=0.1, train_loss=1.0 / epoch, train_acc=0.5, test_loss=1.0,
-              test_acc=0.5, running_loss=22.0, seconds=1.0)
+  return dict(
+    epoch=epoch,
+    lr=0.1,
+    train_loss=1.0 / epoch,
+    train_acc=0.5,
+    test_loss=1.0,
+    test_acc=0.5,
+    running_loss=22.0,
+    seconds=1.0,
+  )
 
 
 def jsonl_epochs(path):
@@ -69,7 +77,12 @@ def test_full_disk_while_replacing_the_curves(tmp_path, monkeypatch):
   assert jsonl_epochs(out / "metrics.jsonl") == [1, 2]
   assert tensorboard_steps(out)[-1] == 2
   assert sorted(os.listdir(out)) == [
-      "config.json", "curves.png", "metrics.csv", "metrics.jsonl", "tensorboard"]
+    "config.json",
+    "curves.png",
+    "metrics.csv",
+    "metrics.jsonl",
+    "tensorboard",
+  ]
   rep.close()  # reported once: a second close is quiet
 
 
@@ -80,7 +93,7 @@ class _DiskFillsMidWrite:
     self._file = file
 
   def write(self, data):
-    self._file.write(data[:len(data) // 2])
+    self._file.write(data[: len(data) // 2])
     self._file.flush()
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
@@ -142,8 +155,9 @@ def test_out_dir_is_a_file(tmp_path):
   (tmp_path / "run").write_text("not a folder")
   with pytest.raises(reporting.OutputError) as error:
     Reporter(out_dir=tmp_path / "run", mode="quiet", epochs=1)
-  assert str(error.value) == (f"could not write {tmp_path / 'run'}: "
-                              f"[Errno {errno.EEXIST}] {os.strerror(errno.EEXIST)}")
+  assert str(error.value) == (
+    f"could not write {tmp_path / 'run'}: [Errno {errno.EEXIST}] {os.strerror(errno.EEXIST)}"
+  )
   assert (tmp_path / "run").read_text() == "not a folder"
 
 
@@ -162,8 +176,9 @@ def tiny_disk(tmp_path):
   disk.mkdir()
   if not sys.platform.startswith("linux") or shutil.which("mount") is None:
     pytest.skip("a tmpfs needs Linux's mount")
-  done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
-                        capture_output=True, text=True)
+  done = subprocess.run(
+    ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True, text=True
+  )
   if done.returncode != 0:
     pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
   try:
@@ -206,4 +221,9 @@ def test_full_tmpfs_while_drawing_the_curves(tiny_disk):
   assert jsonl_epochs(out / "metrics.jsonl") == [1, 2]
   assert tensorboard_steps(out)[-1] == 2
   assert sorted(os.listdir(out)) == [
-      "config.json", "curves.png", "metrics.csv", "metrics.jsonl", "tensorboard"]
+    "config.json",
+    "curves.png",
+    "metrics.csv",
+    "metrics.jsonl",
+    "tensorboard",
+  ]

@@ -27,7 +27,7 @@ def test_main_job_one_epoch(capsys, tmp_path):
 
 def test_default_recipe_learns_digits():
   # Three epochs of the default recipe already beat chance (10%) by far; the full
-  # 20 epochs reach 95.8% (README, measured).
+  # 20 epochs reach 95.8% (the README's run).
   _, results = loop.fit(dataclasses.replace(loop.Config(), epochs=3), log=lambda line: None)
   assert results[-1].test_acc > 0.5
   assert results[-1].train_loss < results[0].train_loss
@@ -39,16 +39,19 @@ def test_scan_epoch_equals_per_step_loop():
   _, scanned = loop.fit(dataclasses.replace(config, scan_epoch=True), log=lambda line: None)
   for a, b in zip(per_step, scanned):
     np.testing.assert_allclose(
-        [a.train_loss, a.running_loss, a.test_loss], [b.train_loss, b.running_loss, b.test_loss],
-        rtol=1e-5)
+      [a.train_loss, a.running_loss, a.test_loss],
+      [b.train_loss, b.running_loss, b.test_loss],
+      rtol=1e-5,
+    )
     assert (a.train_acc, a.test_acc, a.lr) == (b.train_acc, b.test_acc, b.lr)
 
 
 def test_running_loss_is_the_sum_of_batch_means():
   # 000_dc5555055295abc4.txt prints running_loss = sum of the batch losses; with
   # equal batches (drop_last) that is train_loss x number of batches.
-  _, (r,) = loop.fit(dataclasses.replace(loop.Config(), epochs=1, model="mlp"),
-                     log=lambda line: None)
+  _, (r,) = loop.fit(
+    dataclasses.replace(loop.Config(), epochs=1, model="mlp"), log=lambda line: None
+  )
   np.testing.assert_allclose(r.running_loss, r.train_loss * (1437 // 64), rtol=1e-5)
 
 
@@ -60,27 +63,40 @@ def test_schedule_per_batch_reproduces_the_notes_collapse():
   np.testing.assert_allclose([r.lr for r in results], [0.05, 0.05 * 0.1**4], rtol=1e-6)
 
 
-@pytest.mark.parametrize("name,shape", [("mnist", (28, 28, 1)), ("fashion_mnist", (28, 28, 1)),
-                                        ("cifar10", (32, 32, 3))])
+@pytest.mark.parametrize(
+  "name,shape", [("mnist", (28, 28, 1)), ("fashion_mnist", (28, 28, 1)), ("cifar10", (32, 32, 3))]
+)
 def test_tfds_datasets_through_the_cli(name, shape, capsys, tmp_path):
   # Offline: tfds.testing.mock_data stands in for the prepared dataset; the rest is
   # the code path users run (load_dataset -> fit -> report).
   with tfds.testing.mock_data(num_examples=8):
     assert load_dataset(name).image_shape == shape
-    code = train.main(["--dataset", name, "--model", "mlp", "--epochs", "1", "--batch-size", "4",
-                       "--out", str(tmp_path / name)])
+    code = train.main(
+      [
+        "--dataset",
+        name,
+        "--model",
+        "mlp",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--out",
+        str(tmp_path / name),
+      ]
+    )
   assert code == 0
   assert f"mlp on {name}" in capsys.readouterr().out
 
 
 BAD_FLAGS = [
-    (["--lr", "abc"], "argument --lr: invalid float value: 'abc'"),
-    (["--model", "resnet"], "argument --model: invalid choice: 'resnet'"),
-    (["--epochs", "0"], "epochs must be a positive integer, got 0"),
-    (["--batch-size", "5000"], "batch_size=5000 is larger than the 1437 training examples"),
-    (["--dataset", "imagenet"], "imagenet"),
-    (["--lr", "-0.1"], "lr must be non-negative, got -0.1"),
-    (["--progress", "loud"], "argument --progress: invalid choice: 'loud'"),
+  (["--lr", "abc"], "argument --lr: invalid float value: 'abc'"),
+  (["--model", "resnet"], "argument --model: invalid choice: 'resnet'"),
+  (["--epochs", "0"], "epochs must be a positive integer, got 0"),
+  (["--batch-size", "5000"], "batch_size=5000 is larger than the 1437 training examples"),
+  (["--dataset", "imagenet"], "imagenet"),
+  (["--lr", "-0.1"], "lr must be non-negative, got -0.1"),
+  (["--progress", "loud"], "argument --progress: invalid choice: 'loud'"),
 ]
 
 
@@ -100,8 +116,20 @@ def test_cnn_on_28x28_mnist(capsys, tmp_path):
   # The CNN takes any square input the torch model would (MNIST's 28x28x1: its
   # first Linear has 64 * 3 * 3 = 576 inputs).
   with tfds.testing.mock_data(num_examples=8):
-    code = train.main(["--dataset", "mnist", "--model", "cnn", "--epochs", "1", "--batch-size", "4",
-                       "--out", str(tmp_path / "run")])
+    code = train.main(
+      [
+        "--dataset",
+        "mnist",
+        "--model",
+        "cnn",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--out",
+        str(tmp_path / "run"),
+      ]
+    )
   assert code == 0
   assert "cnn on mnist" in capsys.readouterr().out
 
@@ -109,9 +137,20 @@ def test_cnn_on_28x28_mnist(capsys, tmp_path):
 def test_missing_dataset_is_one_line_without_traceback(tmp_path):
   # A real process: nothing but one line on stderr, exit status 2, at once.
   proc = subprocess.run(
-      [sys.executable, "-m", "jaxtrain.train", "--dataset", "mnist", "--data-dir", str(tmp_path),
-       "--out", str(tmp_path / "run")],
-      capture_output=True, text=True, timeout=120,
+    [
+      sys.executable,
+      "-m",
+      "jaxtrain.train",
+      "--dataset",
+      "mnist",
+      "--data-dir",
+      str(tmp_path),
+      "--out",
+      str(tmp_path / "run"),
+    ],
+    capture_output=True,
+    text=True,
+    timeout=120,
   )
   assert proc.returncode == 2
   assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
@@ -126,17 +165,18 @@ def test_help_lists_every_option_with_its_default():
     assert flag in text
   assert "(default: cnn)" in text and "(default: 500)" in text  # --eval-batch-size too
   # An optimizer's options show each optimizer's default: torch's, sgd's the recipe's.
-  assert ("(default: per optimizer: sgd 0.05, adam 0.001, adamw 0.001, rmsprop 0.01, "
-          "adagrad 0.01)") in text
+  assert (
+    "(default: per optimizer: sgd 0.05, adam 0.001, adamw 0.001, rmsprop 0.01, adagrad 0.01)"
+  ) in text
   assert "adamw 0.01" in text  # --weight-decay: torch's AdamW default
 
 
 BAD_CONFIG_FILES = [
-    ('lr = "fast"\n', "lr must be a float, got 'fast'"),
-    ("learning_rate = 0.1\n", "unknown key 'learning_rate'"),
-    ("epochs = 2.5\n", "epochs must be a int, got 2.5"),
-    ("lr = \n", "is not valid TOML"),
-    ('model = "resnet"\n', "model='resnet' is not valid"),
+  ('lr = "fast"\n', "lr must be a float, got 'fast'"),
+  ("learning_rate = 0.1\n", "unknown key 'learning_rate'"),
+  ("epochs = 2.5\n", "epochs must be a int, got 2.5"),
+  ("lr = \n", "is not valid TOML"),
+  ('model = "resnet"\n', "model='resnet' is not valid"),
 ]
 
 
@@ -185,7 +225,9 @@ def test_resume_equals_the_uninterrupted_run(tmp_path, capsys):
   assert sorted(whole.files) == sorted(cut.files) and whole.files
   for key in whole.files:
     np.testing.assert_array_equal(whole[key], cut[key])
-  history = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+  history = [
+    json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+  ]
   assert [h["epoch"] for h in history] == [1, 2, 3, 4]
 
 
@@ -194,16 +236,25 @@ def test_run_folder_and_tensorboard(tmp_path, capsys):
   from jaxtrain.reporting import read_scalars
 
   out = tmp_path / "run"
-  assert train.main(["--model", "mlp", "--epochs", "2", "--progress", "quiet",
-                     "--out", str(out)]) == 0
+  assert (
+    train.main(["--model", "mlp", "--epochs", "2", "--progress", "quiet", "--out", str(out)]) == 0
+  )
   names = {p.name for p in out.iterdir()}
-  assert {"config.json", "metrics.jsonl", "metrics.csv", "curves.png", "tensorboard",
-          "checkpoints", "params.npz"} <= names
+  assert {
+    "config.json",
+    "metrics.jsonl",
+    "metrics.csv",
+    "curves.png",
+    "tensorboard",
+    "checkpoints",
+    "params.npz",
+  } <= names
   scalars = read_scalars(out / "tensorboard")
   assert [step for step, _ in scalars["accuracy/test"]] == [1, 2]
   rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-  np.testing.assert_allclose([v for _, v in scalars["accuracy/test"]],
-                             [r["test_acc"] for r in rows], rtol=1e-6)
+  np.testing.assert_allclose(
+    [v for _, v in scalars["accuracy/test"]], [r["test_acc"] for r in rows], rtol=1e-6
+  )
   assert json.loads((out / "config.json").read_text())["model"] == "mlp"
   # python -m jaxtrain.evaluate on the run's folder: the last epoch's test accuracy.
   from jaxtrain import evaluate
@@ -221,14 +272,22 @@ QUICK = ["--model", "softmax_regression", "--epochs", "2", "--progress", "lines"
 def _cli(*argv, timeout=300):
   """``python -m jaxtrain.train ARGV`` in a fresh process."""
   env = {**os.environ, "PYTHONPATH": REPO}
-  return subprocess.run([sys.executable, "-m", "jaxtrain.train", *argv], env=env,
-                        capture_output=True, text=True, timeout=timeout)
+  return subprocess.run(
+    [sys.executable, "-m", "jaxtrain.train", *argv],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+  )
 
 
 def _snapshot(folder):
   """Every file under ``folder``: its bytes and its modification time."""
-  return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
-          for p in sorted(folder.rglob("*")) if p.is_file()}
+  return {
+    str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+    for p in sorted(folder.rglob("*"))
+    if p.is_file()
+  }
 
 
 def _one_line_error(proc, code):
@@ -299,8 +358,12 @@ def _tmpfs(path, size: str) -> bool:
   """Mounts a tmpfs of ``size`` (``-o ro`` too if ``size`` says so) at ``path``: a real full
   (or read-only) filesystem. False where this machine does not allow mounting."""
   path.mkdir(parents=True, exist_ok=True)
-  return subprocess.run(["mount", "-t", "tmpfs", "-o", size, "tmpfs", str(path)],
-                        capture_output=True).returncode == 0
+  return (
+    subprocess.run(
+      ["mount", "-t", "tmpfs", "-o", size, "tmpfs", str(path)], capture_output=True
+    ).returncode
+    == 0
+  )
 
 
 @pytest.fixture
@@ -328,8 +391,10 @@ def test_a_full_disk_during_a_checkpoint_is_one_line(tmp_path, capsys, monkeypat
     wait(self)
     if writing:
       writing.clear()
-      raise ValueError('RESOURCE_EXHAUSTED: Failed writing: "d/0a1b": No space left on device '
-                       "[os_error_code='28']")
+      raise ValueError(
+        'RESOURCE_EXHAUSTED: Failed writing: "d/0a1b": No space left on device '
+        "[os_error_code='28']"
+      )
 
   monkeypatch.setattr(ocp.CheckpointManager, "save", saved)
   monkeypatch.setattr(ocp.CheckpointManager, "wait_until_finished", full)
@@ -359,6 +424,7 @@ def test_an_unwritable_out_folder_is_one_line(mount_point, capsys, monkeypatch):
     proc = _cli(*QUICK, "--out", str(mount_point / "run"))
     code, err = proc.returncode, proc.stderr
   else:  # no mount here: the error the kernel gives, where the run folder is made
+
     def read_only(path, *args, **kwargs):
       raise OSError(30, "Read-only file system", path)
 
@@ -372,24 +438,39 @@ def test_an_unwritable_out_folder_is_one_line(mount_point, capsys, monkeypatch):
 
 # (id, argv or TOML text, message fragment): every one exits 2 with one line.
 BAD_ARGS = [
-    ("unknown nan policy", ["--nan-policy", "ignore"],
-     "argument --nan-policy: invalid choice: 'ignore'"),
-    ("momentum not a number", ["--momentum", "fast"], "argument --momentum: invalid float value"),
-    ("batch size 0", ["--batch-size", "0"], "batch_size must be a positive integer, got 0"),
-    ("keep 0", ["--keep", "0"], "keep must be a positive integer, got 0"),
-    ("zero epochs", ["--epochs", "0"],
-     "epochs must be a positive integer, got 0"),
-    ("unknown flag", ["--learning-rate", "0.1"], "unrecognized arguments: --learning-rate 0.1"),
-    ("resume a folder that is not a run", ["--resume", "{tmp}/nowhere"],
-     "--resume '{tmp}/nowhere': no run there (no config.json)"),
-    ("missing tfds dataset", ["--dataset", "mnist", "--data-dir", "{tmp}/data"], "mnist"),
-    ("config: unknown key", "learning_rate = 0.1\n",
-     "unknown key 'learning_rate'; known keys: batch-size"),
-    ("config: wrong type", 'epochs = "ten"\n', "epochs must be a int, got 'ten'"),
-    ("config: bad nan_policy", 'nan_policy = "ignore"\n',
-     "nan_policy='ignore' is not valid; expected one of stop, skip"),
-    ("config: list of strings", 'betas = ["a", "b"]\n', "betas must be a list of floats, got ['a', 'b']"),
-    ("config: bool for a float", "lr = true\n", "lr must be a float, got True"),
+  (
+    "unknown nan policy",
+    ["--nan-policy", "ignore"],
+    "argument --nan-policy: invalid choice: 'ignore'",
+  ),
+  ("momentum not a number", ["--momentum", "fast"], "argument --momentum: invalid float value"),
+  ("batch size 0", ["--batch-size", "0"], "batch_size must be a positive integer, got 0"),
+  ("keep 0", ["--keep", "0"], "keep must be a positive integer, got 0"),
+  ("zero epochs", ["--epochs", "0"], "epochs must be a positive integer, got 0"),
+  ("unknown flag", ["--learning-rate", "0.1"], "unrecognized arguments: --learning-rate 0.1"),
+  (
+    "resume a folder that is not a run",
+    ["--resume", "{tmp}/nowhere"],
+    "--resume '{tmp}/nowhere': no run there (no config.json)",
+  ),
+  ("missing tfds dataset", ["--dataset", "mnist", "--data-dir", "{tmp}/data"], "mnist"),
+  (
+    "config: unknown key",
+    "learning_rate = 0.1\n",
+    "unknown key 'learning_rate'; known keys: batch-size",
+  ),
+  ("config: wrong type", 'epochs = "ten"\n', "epochs must be a int, got 'ten'"),
+  (
+    "config: bad nan_policy",
+    'nan_policy = "ignore"\n',
+    "nan_policy='ignore' is not valid; expected one of stop, skip",
+  ),
+  (
+    "config: list of strings",
+    'betas = ["a", "b"]\n',
+    "betas must be a list of floats, got ['a', 'b']",
+  ),
+  ("config: bool for a float", "lr = true\n", "lr must be a float, got True"),
 ]
 
 

@@ -1,29 +1,32 @@
 """The compiled train step: one program, no recompilation, finite gradients, torch's update."""
 
 import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
 from flax import nnx
+from oracle import assert_close
 
 import jaxtrain.losses as L
 from jaxtrain import models, ops, optim
 from jaxtrain.train_step import (
-    create_train_state,
-    make_epoch,
-    make_eval_step,
-    make_train_step,
-    merge_model,
+  create_train_state,
+  make_epoch,
+  make_eval_step,
+  make_train_step,
+  merge_model,
 )
-from oracle import assert_close
 
 
 def _batch(seed, n=16, shape=(8, 8, 1), classes=10):
   rng = np.random.default_rng(seed)
-  return (rng.uniform(size=(n,) + shape).astype(np.float32),
-          rng.integers(0, classes, n).astype(np.int32))
+  return (
+    rng.uniform(size=(n,) + shape).astype(np.float32),
+    rng.integers(0, classes, n).astype(np.int32),
+  )
 
 
 def _cnn():
@@ -45,9 +48,11 @@ def test_second_call_does_not_recompile_and_gradients_are_finite():
   x3, y3 = _batch(3)
   # Compiled: op by op, the model's custom-gradient convolutions compile one small
   # program each (17 s of the suite).
-  grads = jax.jit(jax.grad(
+  grads = jax.jit(
+    jax.grad(
       lambda p: L.cross_entropy(nnx.merge(nnx.graphdef(model), p, state.model_state)(x3), y3)
-  ))(state.params)
+    )
+  )(state.params)
   assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
   assert all(np.isfinite(float(m["loss"])) for m in (m1, m2))
   changed = jax.tree.map(lambda a, b: not np.array_equal(a, np.asarray(b)), before, state.params)
@@ -83,8 +88,9 @@ def test_step_equals_torch_sgd_update():
   # (nn.Linear, F.cross_entropy, torch.optim.SGD) gives the same parameters.
   model = models.MLP(in_features=64, hidden=32, num_classes=10, rngs=nnx.Rngs(1))
   x, y = _batch(4)
-  tnet = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(),
-                             torch.nn.Linear(32, 10))
+  tnet = torch.nn.Sequential(
+    torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10)
+  )
   with torch.no_grad():
     for layer, linear in zip([tnet[1], tnet[3]], [model.hidden, model.output]):
       layer.weight.copy_(torch.from_numpy(np.array(linear.kernel[...]).T))
@@ -92,7 +98,9 @@ def test_step_equals_torch_sgd_update():
   topt = torch.optim.SGD(tnet.parameters(), lr=0.1, momentum=0.9)
   for _ in range(3):
     topt.zero_grad()
-    torch.nn.functional.cross_entropy(tnet(torch.from_numpy(x)), torch.from_numpy(y).long()).backward()
+    torch.nn.functional.cross_entropy(
+      tnet(torch.from_numpy(x)), torch.from_numpy(y).long()
+    ).backward()
     topt.step()
   opt = optim.sgd(0.1, momentum=0.9)
   step = make_train_step(model, L.cross_entropy, opt)
@@ -140,8 +148,9 @@ def test_scan_epoch_equals_the_per_step_loop():
     state, m = step(state, (x[idx], y[idx]))
     losses.append(float(m["loss"]))
   epoch = make_epoch(model, L.cross_entropy, opt)
-  scanned, totals = epoch(create_train_state(model, opt), jnp.asarray(x), jnp.asarray(y),
-                          jnp.asarray(order))
+  scanned, totals = epoch(
+    create_train_state(model, opt), jnp.asarray(x), jnp.asarray(y), jnp.asarray(order)
+  )
   jax.tree.map(lambda a, b: assert_close(a, b, rtol=1e-5, atol=1e-6), scanned.params, state.params)
   assert_close(totals["batch_loss"], np.array(losses), rtol=1e-5)
   assert int(totals["count"]) == 64 and int(scanned.step) == 4
@@ -189,8 +198,7 @@ def test_gpu_and_tpu_get_the_plain_program(platform, epoch):
   # shifted slices, no evened channels, no hand-written backward convolutions.
   text = _program(*_cifar_step(epoch), platform)
   convs = [line.split(": ")[-1] for line in text.splitlines() if "stablehlo.convolution" in line]
-  assert convs[0] == ("(tensor<64x32x32x3xf32>, tensor<5x5x3x32xf32>) -> "
-                      "tensor<64x32x32x32xf32>")
+  assert convs[0] == ("(tensor<64x32x32x3xf32>, tensor<5x5x3x32xf32>) -> tensor<64x32x32x32xf32>")
   assert len(convs) == 8  # 3 forward, 2 input gradients (not the image's), 3 kernel gradients
   assert "x16xf32>" not in text and "x4xf32>" not in text
   assert text.count("stablehlo.concatenate") == 0
@@ -203,7 +211,6 @@ def test_gpu_and_tpu_get_the_plain_program(platform, epoch):
 def test_cpu_program_is_the_cpu_forms_program(epoch):
   # Dispatching by platform leaves the CPU's compiled program exactly the program of
   # the CPU forms traced directly (ops.use_forms), up to value names.
-
 
   fn, args = _cifar_step(epoch)
   text = _program(fn, args, "cpu")
@@ -263,6 +270,10 @@ def test_nan_policy_sees_nan_logits_that_the_loss_skips():
 
 
 def test_make_train_step_rejects_an_unknown_nan_policy():
-  with pytest.raises(ValueError, match=re.escape("nan_policy='ignore' is not valid; expected one "
-                                                 "of stop, skip (or None: no check)")):
+  with pytest.raises(
+    ValueError,
+    match=re.escape(
+      "nan_policy='ignore' is not valid; expected one of stop, skip (or None: no check)"
+    ),
+  ):
     make_train_step(_cnn(), L.cross_entropy, optim.sgd(0.1), nan_policy="ignore")

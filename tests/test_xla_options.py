@@ -61,8 +61,11 @@ def test_other_jaxlib_releases_get_no_options(monkeypatch):
 
 
 def test_an_unknown_option_warns_once_and_training_goes_on(monkeypatch, fresh_checks):
-  monkeypatch.setattr(_xla_options, "CPU_OPTIONS", {
-      "xla_cpu_no_such_option_in_any_jaxlib": "1", OPTION: _xla_options.CPU_OPTIONS[OPTION]})
+  monkeypatch.setattr(
+    _xla_options,
+    "CPU_OPTIONS",
+    {"xla_cpu_no_such_option_in_any_jaxlib": "1", OPTION: _xla_options.CPU_OPTIONS[OPTION]},
+  )
   model = models.CNN(in_channels=1, image_size=8, rngs=nnx.Rngs(0))
   opt = optim.sgd(0.01)
   x = np.random.default_rng(0).uniform(size=(16, 8, 8, 1)).astype(np.float32)

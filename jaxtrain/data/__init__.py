@@ -8,20 +8,15 @@ download=True)`` first prepares a missing tensorflow-datasets dataset
 (``prepare_tfds_dataset``; needs ``pip install 'jaxtrain[prepare]'``).
 """
 
-from jaxtrain.data.batching import Batches
-from jaxtrain.data.batching import batches
-from jaxtrain.data.batching import epoch_permutation
-from jaxtrain.data.batching import num_batches
-from jaxtrain.data.dataset import Dataset
-from jaxtrain.data.dataset import Split
-from jaxtrain.data.dataset import to_float
+from jaxtrain.data.batching import Batches, batches, epoch_permutation, num_batches
+from jaxtrain.data.dataset import Dataset, Split, to_float
 from jaxtrain.data.digits import digits
-from jaxtrain.data.prepare import DatasetDownloadError
-from jaxtrain.data.prepare import prepare_tfds_dataset
-from jaxtrain.data.sources import DATASETS
-from jaxtrain.data.sources import load_dataset
+from jaxtrain.data.prepare import DatasetDownloadError, prepare_tfds_dataset
+from jaxtrain.data.sources import DATASETS, load_dataset
 from jaxtrain.data.synthetic import synthetic
-from jaxtrain.data.tfds_source import CorruptDatasetError
-from jaxtrain.data.tfds_source import DatasetError
-from jaxtrain.data.tfds_source import DatasetNotFoundError
-from jaxtrain.data.tfds_source import load_tfds_dataset
+from jaxtrain.data.tfds_source import (
+  CorruptDatasetError,
+  DatasetError,
+  DatasetNotFoundError,
+  load_tfds_dataset,
+)

@@ -23,8 +23,9 @@ def _check_index(arg: str, value: int) -> None:
 
 
 def _check_batch_size(batch_size: int) -> None:
-  if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-      or batch_size <= 0:
+  if (
+    isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0
+  ):
     raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
@@ -73,8 +74,14 @@ class Batches:
   Made by ``batches``; ``len`` is the number of batches, as ``len(DataLoader)``.
   """
 
-  def __init__(self, split: Split, order: np.ndarray | None, batch_size: int, drop_last: bool,
-               rows: slice | np.ndarray | None = None):
+  def __init__(
+    self,
+    split: Split,
+    order: np.ndarray | None,
+    batch_size: int,
+    drop_last: bool,
+    rows: slice | np.ndarray | None = None,
+  ):
     self._split = split
     self._order = order
     self._batch_size = batch_size
@@ -98,8 +105,16 @@ class Batches:
         yield images[idx], labels[idx]
 
 
-def batches(split: Split, *, batch_size: int, seed: int, epoch: int, shuffle: bool = True,
-            drop_last: bool = True, rows: slice | np.ndarray | None = None) -> Batches:
+def batches(
+  split: Split,
+  *,
+  batch_size: int,
+  seed: int,
+  epoch: int,
+  shuffle: bool = True,
+  drop_last: bool = True,
+  rows: slice | np.ndarray | None = None,
+) -> Batches:
   """The minibatches of one epoch of ``split``.
 
   With ``shuffle``, batch ``b`` holds the examples
@@ -121,7 +136,8 @@ def batches(split: Split, *, batch_size: int, seed: int, epoch: int, shuffle: bo
 
   Returns:
     A ``Batches``: iterating yields ``(images, labels)`` numpy pairs,
-    ``(B, H, W, C)`` float32 and ``(B,)`` int32; ``len`` is the batch count.
+    ``(B, H, W, C)`` images as stored (uint8 pixels: ``to_float`` scales them) and ``(B,)``
+    int32; ``len`` is the batch count.
 
   Raises:
     ValueError: ``batch_size <= 0``, or ``batch_size > len(split)`` with
@@ -132,8 +148,9 @@ def batches(split: Split, *, batch_size: int, seed: int, epoch: int, shuffle: bo
   _check_batch_size(batch_size)
   if drop_last and batch_size > n:
     raise ValueError(
-        f"batch_size={batch_size} is larger than the split's {n} examples; with "
-        "drop_last=True the epoch would have no batch")
+      f"batch_size={batch_size} is larger than the split's {n} examples; with "
+      "drop_last=True the epoch would have no batch"
+    )
   _check_index("seed", seed)
   _check_index("epoch", epoch)
   order = epoch_permutation(n, seed, epoch) if shuffle else None

@@ -41,25 +41,34 @@ class Split:
     # Cheap checks so a hand-built split fails here, not inside a compiled step.
     if not isinstance(self.images, np.ndarray) or self.images.ndim != 4:
       raise ValueError(
-          f"images must be a (N, H, W, C) numpy array, got shape {np.shape(self.images)}")
+        f"images must be a (N, H, W, C) numpy array, got shape {np.shape(self.images)}"
+      )
     if not isinstance(self.labels, np.ndarray) or self.labels.ndim != 1:
       raise ValueError(f"labels must be a (N,) numpy array, got shape {np.shape(self.labels)}")
     if self.images.shape[0] != self.labels.shape[0]:
       raise ValueError(
-          f"images and labels disagree on N: images {self.images.shape}, "
-          f"labels {self.labels.shape}")
+        f"images and labels disagree on N: images {self.images.shape}, labels {self.labels.shape}"
+      )
     if self.images.dtype == np.uint8:
-      if isinstance(self.max_value, bool) or not isinstance(self.max_value, int) \
-          or not 1 <= self.max_value <= 255:
-        raise ValueError(f"max_value must be the pixel value that means 1.0, an int in "
-                         f"[1, 255], for uint8 images; got max_value={self.max_value!r}")
+      if (
+        isinstance(self.max_value, bool)
+        or not isinstance(self.max_value, int)
+        or not 1 <= self.max_value <= 255
+      ):
+        raise ValueError(
+          f"max_value must be the pixel value that means 1.0, an int in "
+          f"[1, 255], for uint8 images; got max_value={self.max_value!r}"
+        )
     elif self.images.dtype == np.float32:
       if self.max_value is not None:
-        raise ValueError(f"max_value={self.max_value!r} scales uint8 pixels; these images are "
-                         "float32 already: leave max_value=None")
+        raise ValueError(
+          f"max_value={self.max_value!r} scales uint8 pixels; these images are "
+          "float32 already: leave max_value=None"
+        )
     else:
-      raise TypeError(f"images must be uint8 pixels (with max_value) or float32, "
-                      f"got {self.images.dtype}")
+      raise TypeError(
+        f"images must be uint8 pixels (with max_value) or float32, got {self.images.dtype}"
+      )
     if self.labels.dtype != np.int32:
       raise TypeError(f"labels must be int32, got {self.labels.dtype}")
 
@@ -93,8 +102,10 @@ def to_float(images, max_value: int | None):
   if np.dtype(images.dtype).kind not in "biu":
     return images
   if images.dtype != np.uint8 or max_value is None:
-    raise TypeError(f"images are {images.dtype} pixels: expected uint8 with max_value (255 "
-                    "for 8-bit images, the dataset's Split.max_value) to scale them to [0, 1]")
+    raise TypeError(
+      f"images are {images.dtype} pixels: expected uint8 with max_value (255 "
+      "for 8-bit images, the dataset's Split.max_value) to scale them to [0, 1]"
+    )
   table = np.arange(256, dtype=np.float32) / np.float32(max_value)
   if isinstance(images, np.ndarray):
     return table[images]
@@ -126,10 +137,13 @@ class Dataset:
 
   def __post_init__(self):
     if self.train.max_value != self.test.max_value:
-      raise ValueError(f"the splits disagree on max_value: train {self.train.max_value}, "
-                       f"test {self.test.max_value}")
+      raise ValueError(
+        f"the splits disagree on max_value: train {self.train.max_value}, "
+        f"test {self.test.max_value}"
+      )
     for split_name, split in (("train", self.train), ("test", self.test)):
       if split.images.shape[1:] != tuple(self.image_shape):
         raise ValueError(
-            f"{split_name} images have shape {split.images.shape[1:]} per example, "
-            f"image_shape says {tuple(self.image_shape)}")
+          f"{split_name} images have shape {split.images.shape[1:]} per example, "
+          f"image_shape says {tuple(self.image_shape)}"
+        )

@@ -40,11 +40,12 @@ def digits() -> Dataset:
   images = x.reshape(-1, 8, 8, 1).astype(np.uint8)  # the integers 0..16, exactly
   labels = y.astype(np.int32)
   x_train, x_test, y_train, y_test = train_test_split(
-      images, labels, test_size=TEST_FRACTION, stratify=labels, random_state=SPLIT_SEED)
+    images, labels, test_size=TEST_FRACTION, stratify=labels, random_state=SPLIT_SEED
+  )
   return Dataset(
-      name="digits",
-      train=Split(np.ascontiguousarray(x_train), np.ascontiguousarray(y_train), MAX_VALUE),
-      test=Split(np.ascontiguousarray(x_test), np.ascontiguousarray(y_test), MAX_VALUE),
-      num_classes=10,
-      image_shape=(8, 8, 1),
+    name="digits",
+    train=Split(np.ascontiguousarray(x_train), np.ascontiguousarray(y_train), MAX_VALUE),
+    test=Split(np.ascontiguousarray(x_test), np.ascontiguousarray(y_test), MAX_VALUE),
+    num_classes=10,
+    image_shape=(8, 8, 1),
   )

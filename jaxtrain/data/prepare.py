@@ -123,9 +123,10 @@ def _check_reachable(name: str, urls) -> None:
       requests.head(url, timeout=CONNECT_TIMEOUT_S, allow_redirects=False)
     except requests.RequestException as e:
       raise DatasetDownloadError(
-          f"cannot download {name!r}: {host} does not answer ({_one_line(_root_cause(e))}). "
-          "Without internet here, prepare it on a machine with internet and copy its "
-          f"{name!r} folder into data_dir (docs/data.md)") from e
+        f"cannot download {name!r}: {host} does not answer ({_one_line(_root_cause(e))}). "
+        "Without internet here, prepare it on a machine with internet and copy its "
+        f"{name!r} folder into data_dir (docs/data.md)"
+      ) from e
 
 
 @contextlib.contextmanager
@@ -167,16 +168,20 @@ def _download_errors(tfds) -> tuple[type[BaseException], ...]:
   import requests
   from tensorflow_datasets.core.download import download_manager
 
-  return (requests.RequestException, tfds.download.DownloadError,
-          download_manager.NonMatchingChecksumError)
+  return (
+    requests.RequestException,
+    tfds.download.DownloadError,
+    download_manager.NonMatchingChecksumError,
+  )
 
 
 def _hosts(urls) -> str:
   return ", ".join(sorted({urllib.parse.urlparse(u).netloc for u in urls})) or "its sources"
 
 
-def prepare_tfds_dataset(name: str, *, data_dir: str | os.PathLike | None = None,
-                         stream: Any = None) -> pathlib.Path:
+def prepare_tfds_dataset(
+  name: str, *, data_dir: str | os.PathLike | None = None, stream: Any = None
+) -> pathlib.Path:
   """Downloads and prepares the tfds dataset ``name`` in ``data_dir``, unless it is there.
 
   Equivalent to ``tfds build NAME --file_format=array_record --data_dir=DATA_DIR``
@@ -215,15 +220,17 @@ def prepare_tfds_dataset(name: str, *, data_dir: str | os.PathLike | None = None
       raise
     where = os.fspath(tfds.builder(name, data_dir=data_dir).data_dir)
     raise DatasetDownloadError(
-        f"{name!r} is already prepared in {where!r}, but not in the array_record format "
-        "jaxtrain reads; delete that folder, or pass another data_dir, and download again") from e
+      f"{name!r} is already prepared in {where!r}, but not in the array_record format "
+      "jaxtrain reads; delete that folder, or pass another data_dir, and download again"
+    ) from e
   target = pathlib.Path(os.fspath(builder.data_dir))
   if (target / "dataset_info.json").exists():
     return target
   if _tensorflow_missing():
     raise DatasetDownloadError(
-        f"preparing {name!r} needs TensorFlow (tfds' builders write the images with it), "
-        f"which is not installed: {PREPARE_INSTALL}")
+      f"preparing {name!r} needs TensorFlow (tfds' builders write the images with it), "
+      f"which is not installed: {PREPARE_INSTALL}"
+    )
 
   root = pathlib.Path(os.fspath(builder.data_dir_root)).expanduser()
   dataset_dir = target.parent
@@ -235,44 +242,56 @@ def prepare_tfds_dataset(name: str, *, data_dir: str | os.PathLike | None = None
   except OSError as e:
     _remove_if_empty(created)
     raise DatasetDownloadError(
-        f"cannot write to data_dir {os.fspath(root)!r} to prepare {name!r}: {_one_line(e)}; "
-        "pass a folder you can write (--data-dir)") from e
+      f"cannot write to data_dir {os.fspath(root)!r} to prepare {name!r}: {_one_line(e)}; "
+      "pass a folder you can write (--data-dir)"
+    ) from e
   try:
     urls = sorted(builder.url_infos or {})
     _check_reachable(name, urls)
     download_bytes = sum(int(info.size) for info in builder.url_infos.values()) if urls else 0
-    print(f"jaxtrain: downloading {name} ("
-          f"{_mib(download_bytes) if download_bytes else 'size unknown'} from {_hosts(urls)}) "
-          f"and preparing it in {os.fspath(target)}", file=stream, flush=True)
+    print(
+      f"jaxtrain: downloading {name} ("
+      f"{_mib(download_bytes) if download_bytes else 'size unknown'} from {_hosts(urls)}) "
+      f"and preparing it in {os.fspath(target)}",
+      file=stream,
+      flush=True,
+    )
     bars = bool(getattr(stream, "isatty", lambda: False)())
     # tfds prints its own two lines to stdout ("Downloading and preparing dataset
     # Unknown size ..."): this call's lines replace them, and stdout stays for the
     # caller (the command line's --progress json writes JSON there).
     with _few_retries(), _progress_bars(bars), contextlib.redirect_stdout(io.StringIO()):
       builder.download_and_prepare(
-          download_dir=download_dir,
-          # tfds would otherwise first look for a TFRecord copy on its own bucket.
-          download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+        download_dir=download_dir,
+        # tfds would otherwise first look for a TFRecord copy on its own bucket.
+        download_config=tfds.download.DownloadConfig(try_download_gcs=False),
+      )
   except DatasetDownloadError:
     raise
   except _download_errors(tfds) as e:
     request = getattr(e, "request", None)  # requests' exceptions carry the URL
     url = f" from {request.url}" if getattr(request, "url", None) else ""
     raise DatasetDownloadError(
-        f"downloading {name!r}{url} failed: {_one_line(_root_cause(e))}. Nothing of it was "
-        f"kept in {os.fspath(root)!r}") from e
+      f"downloading {name!r}{url} failed: {_one_line(_root_cause(e))}. Nothing of it was "
+      f"kept in {os.fspath(root)!r}"
+    ) from e
   except ImportError as e:  # TensorFlow found, but it does not import
     raise DatasetDownloadError(
-        f"preparing {name!r} needs a working TensorFlow: {_one_line(e)}; {PREPARE_INSTALL}") from e
+      f"preparing {name!r} needs a working TensorFlow: {_one_line(e)}; {PREPARE_INSTALL}"
+    ) from e
   except Exception as e:
     # Not enough disk space, a full disk, a file tfds cannot parse or extract: one
     # line for the command line; Python callers keep the cause (``from e``).
     raise DatasetDownloadError(
-        f"preparing {name!r} in {os.fspath(root)!r} failed: {_one_line(e)}. Nothing "
-        "half-prepared was kept") from e
+      f"preparing {name!r} in {os.fspath(root)!r} failed: {_one_line(e)}. Nothing "
+      "half-prepared was kept"
+    ) from e
   finally:
     shutil.rmtree(download_dir, ignore_errors=True)
     _remove_if_empty(([dataset_dir] if new_dataset_dir else []) + created)
-  print(f"jaxtrain: prepared {name}: {_mib(_dataset_size(target))} in {os.fspath(target)}",
-        file=stream, flush=True)
+  print(
+    f"jaxtrain: prepared {name}: {_mib(_dataset_size(target))} in {os.fspath(target)}",
+    file=stream,
+    flush=True,
+  )
   return target

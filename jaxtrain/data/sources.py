@@ -12,11 +12,11 @@ from jaxtrain.data.synthetic import synthetic
 from jaxtrain.data.tfds_source import load_tfds_dataset
 
 
-
 def _offline(make: Callable[[], Dataset]) -> Callable[..., Dataset]:
   def load(*, data_dir=None, download=False):
     del data_dir, download  # nothing to find or fetch
     return make()
+
   return load
 
 
@@ -25,14 +25,15 @@ def _offline(make: Callable[[], Dataset]) -> Callable[..., Dataset]:
 # `download=True`: the rest.
 TFDS_DATASETS = ("mnist", "fashion_mnist", "cifar10")
 DATASETS: dict[str, Callable[..., Dataset]] = {
-    "digits": _offline(digits),
-    **{name: functools.partial(load_tfds_dataset, name) for name in TFDS_DATASETS},
-    "synthetic": _offline(synthetic),
+  "digits": _offline(digits),
+  **{name: functools.partial(load_tfds_dataset, name) for name in TFDS_DATASETS},
+  "synthetic": _offline(synthetic),
 }
 
 
-def load_dataset(name: str, *, data_dir: str | os.PathLike | None = None,
-                 download: bool = False) -> Dataset:
+def load_dataset(
+  name: str, *, data_dir: str | os.PathLike | None = None, download: bool = False
+) -> Dataset:
   """Loads the dataset ``name`` whole into host memory.
 
   ==============  ==========  ===============  ==========================================

@@ -20,10 +20,9 @@ import numpy as np
 
 from jaxtrain.data.dataset import Dataset, Split
 
-# Examples read per ``__getitems__`` call. Batched reads halve the time of
-# per-item reads on a real source (measured: 60,000 PNG-encoded 28x28 images take
-# ~7 s batched, ~14 s per item, on a shared 2-core machine); the chunk bounds the
-# list of decoded dicts held at once.
+# Examples read per ``__getitems__`` call: batched reads of a real source take about
+# half the time of per-item reads (docs/log.md); the chunk bounds the list of decoded
+# dicts held at once.
 READ_CHUNK = 4096
 
 
@@ -41,16 +40,19 @@ class CorruptDatasetError(DatasetError):
 
 def _not_prepared_message(name: str, data_dir: str | os.PathLike | None) -> str:
   # tfds' own default: $TFDS_DATA_DIR, else ~/tensorflow_datasets.
-  where = data_dir if data_dir is not None else os.environ.get(
-      "TFDS_DATA_DIR", os.path.join("~", "tensorflow_datasets"))
+  where = (
+    data_dir
+    if data_dir is not None
+    else os.environ.get("TFDS_DATA_DIR", os.path.join("~", "tensorflow_datasets"))
+  )
   return (
-      f"dataset {name!r} is not prepared in the array_record format under {os.fspath(where)!r}, "
-      "and nothing is downloaded without --download (download=True in Python), which "
-      "needs TensorFlow: pip install 'jaxtrain[prepare]'. Without internet here, prepare "
-      "it on a machine with internet, with --download or:\n"
-      f"    tfds build {name} --file_format=array_record --data_dir=DIR\n"
-      "then copy DIR to this machine and pass data_dir=DIR (--data-dir DIR on the command "
-      "line). 'digits' and 'synthetic' need no preparation."
+    f"dataset {name!r} is not prepared in the array_record format under {os.fspath(where)!r}, "
+    "and nothing is downloaded without --download (download=True in Python), which "
+    "needs TensorFlow: pip install 'jaxtrain[prepare]'. Without internet here, prepare "
+    "it on a machine with internet, with --download or:\n"
+    f"    tfds build {name} --file_format=array_record --data_dir=DIR\n"
+    "then copy DIR to this machine and pass data_dir=DIR (--data-dir DIR on the command "
+    "line). 'digits' and 'synthetic' need no preparation."
   )
 
 
@@ -86,8 +88,9 @@ def _read_split(source: Any, image_shape: tuple[int, ...], num_classes: int) -> 
   return Split(images, labels, 255)
 
 
-def load_tfds_dataset(name: str, *, data_dir: str | os.PathLike | None = None,
-                      download: bool = False) -> Dataset:
+def load_tfds_dataset(
+  name: str, *, data_dir: str | os.PathLike | None = None, download: bool = False
+) -> Dataset:
   """Loads a prepared tfds image-classification dataset into memory.
 
   The dataset must have an ``image`` feature of uint8 pixels, a ``label``
@@ -132,9 +135,13 @@ def _load_prepared(name: str, data_dir: str | os.PathLike | None) -> Dataset:
 
   try:
     train_source, test_source = tfds.data_source(
-        name, split=["train", "test"], data_dir=data_dir, download=False,
-        # Without it, tfds assumes the TFRecord format, which has no random access.
-        builder_kwargs={"file_format": "array_record"})
+      name,
+      split=["train", "test"],
+      data_dir=data_dir,
+      download=False,
+      # Without it, tfds assumes the TFRecord format, which has no random access.
+      builder_kwargs={"file_format": "array_record"},
+    )
   except KeyError as e:
     # tfds' signal that no dataset_info.json was found: "Trying to access
     # `splits['train']` but `splits` is empty ... not been generated yet".
@@ -143,8 +150,7 @@ def _load_prepared(name: str, data_dir: str | os.PathLike | None) -> Dataset:
     # Prepared, but as TFRecord: "File format is already set to FileFormat.TFRECORD".
     if "file format" not in str(e).lower():
       raise _corrupt(name, data_dir, e) from e
-    raise DatasetNotFoundError(
-        f"{_not_prepared_message(name, data_dir)}\ntfds said: {e}") from e
+    raise DatasetNotFoundError(f"{_not_prepared_message(name, data_dir)}\ntfds said: {e}") from e
   except Exception as e:  # noqa: BLE001  (a broken JSON, protobuf or shard: any of tfds' errors)
     raise _corrupt(name, data_dir, e) from e
 
@@ -152,25 +158,31 @@ def _load_prepared(name: str, data_dir: str | os.PathLike | None) -> Dataset:
   image_shape = tuple(int(d) for d in features["image"].shape)
   if np.dtype(features["image"].np_dtype) != np.uint8 or len(image_shape) != 3:
     raise ValueError(
-        f"{name!r} images are {features['image'].np_dtype} {image_shape}; "
-        "expected uint8 (H, W, C)")
+      f"{name!r} images are {features['image'].np_dtype} {image_shape}; expected uint8 (H, W, C)"
+    )
   num_classes = int(features["label"].num_classes)
   try:
-    train, test = (_read_split(source, image_shape, num_classes)
-                   for source in (train_source, test_source))
+    train, test = (
+      _read_split(source, image_shape, num_classes) for source in (train_source, test_source)
+    )
   except ValueError:
     raise
   except Exception as e:  # noqa: BLE001  (array_record's and tfds' errors on garbage shards)
     raise _corrupt(name, data_dir, e) from e
-  return Dataset(name=name, train=train, test=test, num_classes=num_classes,
-                 image_shape=image_shape)
+  return Dataset(
+    name=name, train=train, test=test, num_classes=num_classes, image_shape=image_shape
+  )
 
 
 def _corrupt(name: str, data_dir, error: BaseException) -> CorruptDatasetError:
-  where = data_dir if data_dir is not None else os.environ.get(
-      "TFDS_DATA_DIR", os.path.join("~", "tensorflow_datasets"))
+  where = (
+    data_dir
+    if data_dir is not None
+    else os.environ.get("TFDS_DATA_DIR", os.path.join("~", "tensorflow_datasets"))
+  )
   reason = " ".join(str(error).split()) or type(error).__name__
   return CorruptDatasetError(
-      f"dataset {name!r} under {os.fspath(where)!r} is prepared but cannot be read "
-      f"({type(error).__name__}: {reason}); delete its folder and prepare it again "
-      "(--download)")
+    f"dataset {name!r} under {os.fspath(where)!r} is prepared but cannot be read "
+    f"({type(error).__name__}: {reason}); delete its folder and prepare it again "
+    "(--download)"
+  )

@@ -20,13 +20,16 @@ def notes_losses() -> list[tuple[str, float, str]]:
   y_true = jnp.array([1.0, 2.0, 3.0])
   y_pred = jnp.array([1.5, 2.5, 3.5])
   return [
-      ("l1_loss(inputs, targets)", L.l1_loss(inputs, targets), "tensor(0.6667)"),
-      ("l1_loss(inputs, targets, reduction='sum')", L.l1_loss(inputs, targets, reduction="sum"),
-       "tensor(2.)"),
-      ("mse_loss(inputs, targets)", L.mse_loss(inputs, targets), "tensor(1.3333)"),
-      ("cross_entropy(x, y=[1])", L.cross_entropy(logits, jnp.array([1])), "tensor(1.1019)"),
-      ("mse_loss(y_pred, y_true)", L.mse_loss(y_pred, y_true), "MSE Loss: (not shown)"),
-      ("l1_loss(y_pred, y_true)", L.l1_loss(y_pred, y_true), "MAE Loss: (not shown)"),
+    ("l1_loss(inputs, targets)", L.l1_loss(inputs, targets), "tensor(0.6667)"),
+    (
+      "l1_loss(inputs, targets, reduction='sum')",
+      L.l1_loss(inputs, targets, reduction="sum"),
+      "tensor(2.)",
+    ),
+    ("mse_loss(inputs, targets)", L.mse_loss(inputs, targets), "tensor(1.3333)"),
+    ("cross_entropy(x, y=[1])", L.cross_entropy(logits, jnp.array([1])), "tensor(1.1019)"),
+    ("mse_loss(y_pred, y_true)", L.mse_loss(y_pred, y_true), "MSE Loss: (not shown)"),
+    ("l1_loss(y_pred, y_true)", L.l1_loss(y_pred, y_true), "MAE Loss: (not shown)"),
   ]
 
 

@@ -44,8 +44,8 @@ def check_same_shape(a, b, *, names: tuple[str, str], loss: str) -> None:
   """Raises ``ValueError`` unless ``a`` and ``b`` have the same shape."""
   if jnp.shape(a) != jnp.shape(b):
     raise ValueError(
-        f"{loss}: {names[1]} shape {tuple(jnp.shape(b))} must equal "
-        f"{names[0]} shape {tuple(jnp.shape(a))}"
+      f"{loss}: {names[1]} shape {tuple(jnp.shape(b))} must equal "
+      f"{names[0]} shape {tuple(jnp.shape(a))}"
     )
 
 
@@ -60,8 +60,10 @@ def check_broadcastable(loss: str, **arrays) -> None:
     jnp.broadcast_shapes(*shapes.values())
   except ValueError:
     listed = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
-    raise ValueError(f"{loss}: the shapes of {listed} do not broadcast together (each "
-                     "dimension must match or be 1)") from None
+    raise ValueError(
+      f"{loss}: the shapes of {listed} do not broadcast together (each "
+      "dimension must match or be 1)"
+    ) from None
 
 
 def broadcast_with_warning(input, target, *, loss: str):
@@ -77,15 +79,15 @@ def broadcast_with_warning(input, target, *, loss: str):
     shape = jnp.broadcast_shapes(in_shape, t_shape)
   except ValueError:
     raise ValueError(
-        f"{loss}: target shape {tuple(t_shape)} cannot be broadcast with input shape "
-        f"{tuple(in_shape)}"
+      f"{loss}: target shape {tuple(t_shape)} cannot be broadcast with input shape "
+      f"{tuple(in_shape)}"
     ) from None
   warnings.warn(
-      f"{loss}: using a target size ({tuple(t_shape)}) that is different to the input size "
-      f"({tuple(in_shape)}). This will likely lead to incorrect results due to "
-      "broadcasting. Please ensure they have the same size.",
-      UserWarning,
-      stacklevel=3,
+    f"{loss}: using a target size ({tuple(t_shape)}) that is different to the input size "
+    f"({tuple(in_shape)}). This will likely lead to incorrect results due to "
+    "broadcasting. Please ensure they have the same size.",
+    UserWarning,
+    stacklevel=3,
   )
   return jnp.broadcast_to(input, shape), jnp.broadcast_to(target, shape)
 
@@ -103,13 +105,13 @@ def check_int(x, *, name: str, loss: str, allowed: tuple[str, ...] | None = None
   dtype = jnp.result_type(x)
   if not jnp.issubdtype(dtype, jnp.integer):
     raise TypeError(
-        f"{loss}: {name} must hold integer class indices, got dtype {dtype} "
-        "(torch expects int64 / Long)"
+      f"{loss}: {name} must hold integer class indices, got dtype {dtype} "
+      "(torch expects int64 / Long)"
     )
   if allowed is not None and dtype.name not in allowed:
     raise TypeError(
-        f"{loss}: {name} must hold class indices of dtype {' or '.join(allowed)}, got dtype "
-        f"{dtype} (torch 2.13 rejects it)"
+      f"{loss}: {name} must hold class indices of dtype {' or '.join(allowed)}, got dtype "
+      f"{dtype} (torch 2.13 rejects it)"
     )
 
 
@@ -123,8 +125,9 @@ def check_class_range(target, num_classes: int, *, ignore_index: int | None, los
   bad = t[(t < 0) | (t >= num_classes)]
   if bad.size:
     raise ValueError(
-        f"{loss}: target {int(bad.flat[0])} is out of bounds; expected class indices in "
-        f"[0, {num_classes - 1}]" + ("" if ignore_index is None else f" or ignore_index={ignore_index}")
+      f"{loss}: target {int(bad.flat[0])} is out of bounds; expected class indices in "
+      f"[0, {num_classes - 1}]"
+      + ("" if ignore_index is None else f" or ignore_index={ignore_index}")
     )
 
 
@@ -134,6 +137,6 @@ def gather_classes(x, index, axis: int):
   Out-of-range indices give NaN (``mode='fill'``), never a clamped, wrong value.
   """
   picked = jnp.take_along_axis(
-      x, jnp.expand_dims(index, axis), axis=axis, mode="fill", fill_value=jnp.nan
+    x, jnp.expand_dims(index, axis), axis=axis, mode="fill", fill_value=jnp.nan
   )
   return jnp.squeeze(picked, axis)

@@ -35,12 +35,12 @@ def check_reduction(reduction: str, allowed: Sequence[str] = REDUCTIONS) -> str:
 
 
 def reduce_loss(
-    loss: jax.Array,
-    reduction: str,
-    *,
-    denominator: jax.Array | None = None,
-    allowed: Sequence[str] = REDUCTIONS,
-    out_dtype=None,
+  loss: jax.Array,
+  reduction: str,
+  *,
+  denominator: jax.Array | None = None,
+  allowed: Sequence[str] = REDUCTIONS,
+  out_dtype=None,
 ) -> jax.Array:
   """Applies torch's ``reduction`` to an unreduced loss.
 
@@ -70,8 +70,11 @@ def reduce_loss(
 
 
 def float_dtypes(
-    *arrays, names: Sequence[str], loss: str, integers: Sequence[str] = (),
-    booleans: Sequence[str] = (),
+  *arrays,
+  names: Sequence[str],
+  loss: str,
+  integers: Sequence[str] = (),
+  booleans: Sequence[str] = (),
 ) -> tuple[jnp.dtype, jnp.dtype]:
   """The result dtype of the inputs and the dtype to compute in.
 
@@ -93,8 +96,8 @@ def float_dtypes(
       floating.append(array)
     elif dtype == jnp.bool_ and name not in booleans:
       raise TypeError(
-          f"{loss}: {name} must be a floating-point array, got dtype bool (torch 2.13 "
-          "rejects a boolean " + name + " here)"
+        f"{loss}: {name} must be a floating-point array, got dtype bool (torch 2.13 "
+        "rejects a boolean " + name + " here)"
       )
     elif dtype != jnp.bool_ and (name not in integers or not jnp.issubdtype(dtype, jnp.integer)):
       raise TypeError(f"{loss}: {name} must be a floating-point array, got dtype {dtype}")
@@ -103,8 +106,11 @@ def float_dtypes(
 
 
 def as_float(
-    *arrays, names: Sequence[str], loss: str, integers: Sequence[str] = (),
-    booleans: Sequence[str] = (),
+  *arrays,
+  names: Sequence[str],
+  loss: str,
+  integers: Sequence[str] = (),
+  booleans: Sequence[str] = (),
 ):
   """Converts the inputs to their compute dtype (at least float32); see ``float_dtypes``.
 
@@ -112,7 +118,7 @@ def as_float(
     ``(converted arrays as a tuple, out_dtype)``.
   """
   out_dtype, compute = float_dtypes(
-      *arrays, names=names, loss=loss, integers=integers, booleans=booleans
+    *arrays, names=names, loss=loss, integers=integers, booleans=booleans
   )
   return tuple(jnp.asarray(a).astype(compute) for a in arrays), out_dtype
 
@@ -123,6 +129,6 @@ def check_same_dtype(a_dtype, b_dtype, *, names: tuple[str, str], loss: str) -> 
   a_dtype, b_dtype = jnp.dtype(a_dtype), jnp.dtype(b_dtype)
   if a_dtype != b_dtype:
     raise TypeError(
-        f"{loss}: {names[1]} dtype {b_dtype} must equal {names[0]} dtype {a_dtype} "
-        "(torch 2.13 does not promote here); cast one of them"
+      f"{loss}: {names[1]} dtype {b_dtype} must equal {names[0]} dtype {a_dtype} "
+      "(torch 2.13 does not promote here); cast one of them"
     )

@@ -16,15 +16,15 @@ from jax.custom_derivatives import SymbolicZero
 from jax.scipy.special import xlogy
 
 from jaxtrain.losses._checks import (
-    INDEX_DTYPES,
-    INDEX_OR_BYTE_DTYPES,
-    check_broadcastable,
-    check_class_range,
-    check_int,
-    check_same_shape,
-    gather_classes,
-    is_concrete,
-    plain_when_concrete,
+  INDEX_DTYPES,
+  INDEX_OR_BYTE_DTYPES,
+  check_broadcastable,
+  check_class_range,
+  check_int,
+  check_same_shape,
+  gather_classes,
+  is_concrete,
+  plain_when_concrete,
 )
 from jaxtrain.losses._logistic import log_sigmoid_pair, softplus
 from jaxtrain.losses._reduction import as_float, check_same_dtype, float_dtypes, reduce_loss
@@ -49,8 +49,8 @@ def _class_weight(weight, num_classes: int, loss: str, input_dtype, dtype):
     return None
   if jnp.shape(weight) != (num_classes,):
     raise ValueError(
-        f"{loss}: weight must have shape ({num_classes},), one entry per class, got "
-        f"{tuple(jnp.shape(weight))}"
+      f"{loss}: weight must have shape ({num_classes},), one entry per class, got "
+      f"{tuple(jnp.shape(weight))}"
     )
   float_dtypes(weight, names=("weight",), loss=loss)
   check_same_dtype(input_dtype, jnp.result_type(weight), names=("input", "weight"), loss=loss)
@@ -82,8 +82,8 @@ def _nll_terms(logp, target, weight, ignore_index, axis, loss, shift=()):
   expected = logp.shape[:axis] + logp.shape[axis + 1 :]
   if jnp.shape(target) != expected:
     raise ValueError(
-        f"{loss}: target shape {tuple(jnp.shape(target))} must equal input shape "
-        f"{logp.shape} without its class dimension {axis}, that is {expected}"
+      f"{loss}: target shape {tuple(jnp.shape(target))} must equal input shape "
+      f"{logp.shape} without its class dimension {axis}, that is {expected}"
     )
   num_classes = logp.shape[axis]
   check_class_range(target, num_classes, ignore_index=ignore_index, loss=loss)
@@ -105,13 +105,13 @@ def _nll_terms(logp, target, weight, ignore_index, axis, loss, shift=()):
 
 
 def nll_loss(
-    input,
-    target,
-    *,
-    weight=None,
-    ignore_index: int = -100,
-    reduction: str = "mean",
-    axis: int | None = None,
+  input,
+  target,
+  *,
+  weight=None,
+  ignore_index: int = -100,
+  reduction: str = "mean",
+  axis: int | None = None,
 ) -> jax.Array:
   r"""Negative log likelihood of class indices, ``torch.nn.functional.nll_loss``.
 
@@ -145,8 +145,9 @@ def nll_loss(
   return reduce_loss(terms, reduction, denominator=jnp.sum(w), out_dtype=out_dtype)
 
 
-def _cross_entropy_probabilities(input, target, weight, ignore_index, reduction,
-                                 label_smoothing, axis):
+def _cross_entropy_probabilities(
+  input, target, weight, ignore_index, reduction, label_smoothing, axis
+):
   """``cross_entropy`` with class-probability targets (``target`` shaped like ``input``)."""
   # torch computes -sum(log_softmax(x) * q * w): the three dtypes promote.
   names = ("input", "target") + (() if weight is None else ("weight",))
@@ -161,8 +162,8 @@ def _cross_entropy_probabilities(input, target, weight, ignore_index, reduction,
   logp = jax.nn.log_softmax(input, axis=axis)
   if ignore_index >= 0:
     raise ValueError(
-        f"cross_entropy: ignore_index={ignore_index} is not supported with class-probability "
-        "targets; pass a negative ignore_index"
+      f"cross_entropy: ignore_index={ignore_index} is not supported with class-probability "
+      "targets; pass a negative ignore_index"
     )
   q = jnp.asarray(target, input.dtype)
   if label_smoothing > 0:
@@ -173,14 +174,14 @@ def _cross_entropy_probabilities(input, target, weight, ignore_index, reduction,
 
 
 def cross_entropy(
-    input,
-    target,
-    *,
-    weight=None,
-    ignore_index: int = -100,
-    reduction: str = "mean",
-    label_smoothing: float = 0.0,
-    axis: int | None = None,
+  input,
+  target,
+  *,
+  weight=None,
+  ignore_index: int = -100,
+  reduction: str = "mean",
+  label_smoothing: float = 0.0,
+  axis: int | None = None,
 ) -> jax.Array:
   r"""Cross entropy of logits, ``torch.nn.functional.cross_entropy``.
 
@@ -225,8 +226,9 @@ def cross_entropy(
     raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
   _class_axis(jnp.ndim(input), axis, "cross_entropy")  # a 0-d input has no classes
   if jnp.shape(target) == jnp.shape(input):  # class probabilities, as torch decides
-    return _cross_entropy_probabilities(input, target, weight, ignore_index, reduction,
-                                        label_smoothing, axis)
+    return _cross_entropy_probabilities(
+      input, target, weight, ignore_index, reduction, label_smoothing, axis
+    )
   (input,), out_dtype = as_float(input, names=("input",), loss="cross_entropy")
   axis = _class_axis(input.ndim, axis, "cross_entropy")
   num_classes = input.shape[axis]
@@ -238,13 +240,17 @@ def cross_entropy(
     # weights with the target as an index (no uint8), and it broadcasts a (1,) target
     # against the 0-d loss.
     if jnp.result_type(target) == jnp.uint8 and weight is not None and reduction == "mean":
-      raise TypeError("cross_entropy: a uint8 target is not supported with label_smoothing, "
-                      "weight and reduction='mean' (torch 2.13 rejects it); pass int64 or int32 "
-                      "class indices")
+      raise TypeError(
+        "cross_entropy: a uint8 target is not supported with label_smoothing, "
+        "weight and reduction='mean' (torch 2.13 rejects it); pass int64 or int32 "
+        "class indices"
+      )
     if input.ndim == 1 and jnp.shape(target) == (1,):
-      raise ValueError("cross_entropy: a target of shape (1,) for unbatched input of shape "
-                       f"{input.shape} is not supported with label_smoothing (torch 2.13 "
-                       "rejects it); pass a 0-d target")
+      raise ValueError(
+        "cross_entropy: a target of shape (1,) for unbatched input of shape "
+        f"{input.shape} is not supported with label_smoothing (torch 2.13 "
+        "rejects it); pass a 0-d target"
+      )
   target = _unbatched_target(input, target)
 
   # log_softmax's own steps (x shifted by its maximum, then the log of the sum of
@@ -258,8 +264,9 @@ def cross_entropy(
   lse = log_sum_exp(input, m, axis)
   # The target's shifted logit, gathered from the logits: XLA then need not write
   # out the shifted array for the gather (the gradient pass recomputes it).
-  terms, w, valid = _nll_terms(input, target, weight, ignore_index, axis, "cross_entropy",
-                               shift=(jnp.squeeze(m, axis), lse))
+  terms, w, valid = _nll_terms(
+    input, target, weight, ignore_index, axis, "cross_entropy", shift=(jnp.squeeze(m, axis), lse)
+  )
   if label_smoothing > 0:
     # -sum_c w_c log p_c, torch's smoothing term.
     shifted = input - m
@@ -268,7 +275,7 @@ def cross_entropy(
     else:  # torch's order: an infinite weight times lse - shifted = 0 is NaN there too
       smooth = jnp.sum((jnp.expand_dims(lse, axis) - shifted) * w_c, axis=axis)
     terms = (1 - label_smoothing) * terms + (label_smoothing / num_classes) * jnp.where(
-        valid, smooth, 0.0
+      valid, smooth, 0.0
     )
   return reduce_loss(terms, reduction, denominator=jnp.sum(w), out_dtype=out_dtype)
 
@@ -325,10 +332,15 @@ def binary_cross_entropy(input, target, *, weight=None, reduction: str = "mean")
   # torch's kernel takes input and target of one floating type; the weight multiplies
   # the loss in place, which keeps the input's type.
   float_dtypes(input, target, names=("input", "target"), loss="binary_cross_entropy")
-  check_same_dtype(jnp.result_type(input), jnp.result_type(target), names=("input", "target"),
-                   loss="binary_cross_entropy")
-  (input, target), out_dtype = as_float(input, target, names=("input", "target"),
-                                        loss="binary_cross_entropy")
+  check_same_dtype(
+    jnp.result_type(input),
+    jnp.result_type(target),
+    names=("input", "target"),
+    loss="binary_cross_entropy",
+  )
+  (input, target), out_dtype = as_float(
+    input, target, names=("input", "target"), loss="binary_cross_entropy"
+  )
   # As torch's checks: a NaN is not between 0 and 1 either.
   for array, name in ((input, "input"), (target, "target")):
     if is_concrete(array) and not bool(jnp.all((array >= 0) & (array <= 1))):
@@ -350,7 +362,7 @@ def _check_broadcasts_to(x, shape, *, name: str, loss: str) -> None:
     ok = False
   if not ok:
     raise ValueError(
-        f"{loss}: {name} shape {tuple(jnp.shape(x))} must broadcast to input shape {tuple(shape)}"
+      f"{loss}: {name} shape {tuple(jnp.shape(x))} must broadcast to input shape {tuple(shape)}"
     )
 
 
@@ -404,7 +416,7 @@ bce_logits_pos = plain_when_concrete(_bce_logits_pos)
 
 
 def binary_cross_entropy_with_logits(
-    input, target, *, weight=None, reduction: str = "mean", pos_weight=None
+  input, target, *, weight=None, reduction: str = "mean", pos_weight=None
 ) -> jax.Array:
   r"""Binary cross entropy of logits, ``torch.nn.functional.binary_cross_entropy_with_logits``.
 
@@ -434,8 +446,8 @@ def binary_cross_entropy_with_logits(
   loss_name = "binary_cross_entropy_with_logits"
   if jnp.shape(target) != jnp.shape(input):
     raise ValueError(
-        f"{loss_name}: target size {tuple(jnp.shape(target))} must be the same as input size "
-        f"{tuple(jnp.shape(input))}"
+      f"{loss_name}: target size {tuple(jnp.shape(target))} must be the same as input size "
+      f"{tuple(jnp.shape(input))}"
     )
   # torch's kernel starts from (1 - target) and works in place: the result has the
   # target's type (a float16 target of a float32 input gives float16).
@@ -480,17 +492,17 @@ def kl_div(input, target, *, reduction: str = "mean", log_target: bool = False) 
   (input, target), out_dtype = as_float(input, target, names=("input", "target"), loss="kl_div")
   if reduction == "mean":
     warnings.warn(
-        "kl_div: reduction='mean' divides the total loss by both the batch size and the "
-        "support size; 'batchmean' divides only by the batch size and is the KL divergence.",
-        UserWarning,
-        stacklevel=2,
+      "kl_div: reduction='mean' divides the total loss by both the batch size and the "
+      "support size; 'batchmean' divides only by the batch size and is the KL divergence.",
+      UserWarning,
+      stacklevel=2,
     )
   if log_target:
     loss = jnp.exp(target) * (target - input)
   else:
     loss = xlogy(target, target) - target * input
   return reduce_loss(
-      loss, reduction, allowed=("none", "mean", "sum", "batchmean"), out_dtype=out_dtype
+    loss, reduction, allowed=("none", "mean", "sum", "batchmean"), out_dtype=out_dtype
   )
 
 
@@ -518,19 +530,25 @@ def soft_margin_loss(input, target, *, reduction: str = "mean") -> jax.Array:
   # input's type (torch's kernel writes into a tensor like the input).
   out_dtype = jnp.result_type(input)
   (input, target), _ = as_float(
-      input, target, names=("input", "target"), loss="soft_margin_loss", integers=("target",),
-      booleans=("target",),
+    input,
+    target,
+    names=("input", "target"),
+    loss="soft_margin_loss",
+    integers=("target",),
+    booleans=("target",),
   )
   loss = softplus(-target * input)
   return reduce_loss(loss, reduction, out_dtype=out_dtype)
 
 
 def multilabel_soft_margin_loss(
-    input, target, *, weight=None, reduction: str = "mean"
+  input, target, *, weight=None, reduction: str = "mean"
 ) -> jax.Array:
   r"""One-versus-all logistic loss, ``torch.nn.functional.multilabel_soft_margin_loss``.
 
-  .. math:: \ell_n = -\frac1C \sum_c w_c \big(y_{nc} \log\sigma(x_{nc}) + (1 - y_{nc}) \log\sigma(-x_{nc})\big)
+  .. math::
+     \ell_n = -\frac1C \sum_c w_c \big(y_{nc} \log\sigma(x_{nc})
+              + (1 - y_{nc}) \log\sigma(-x_{nc})\big)
 
   Args:
     input: scores, ``(C,)`` or ``(N, C)``.
@@ -551,8 +569,9 @@ def multilabel_soft_margin_loss(
   arrays, out_dtype = as_float(*arrays, names=names, loss=loss_name, integers=("target",))
   input, target = arrays[:2]
   if input.ndim == 0:
-    raise ValueError(f"{loss_name}: input must have at least 1 dimension (the classes), got a "
-                     "scalar")
+    raise ValueError(
+      f"{loss_name}: input must have at least 1 dimension (the classes), got a scalar"
+    )
   # torch's formula term by term, so that NaN and infinite labels or weights give its
   # NaN (the shorter (1 - y) x - log sigmoid(x) gives +-inf for an infinite label).
   # Both log sigmoids come from one exp and one log1p.
@@ -571,13 +590,13 @@ def _check_margin_shapes(input, loss: str):
 
 
 def multi_margin_loss(
-    input,
-    target,
-    *,
-    p: int = 1,
-    margin: float = 1.0,
-    weight=None,
-    reduction: str = "mean",
+  input,
+  target,
+  *,
+  p: int = 1,
+  margin: float = 1.0,
+  weight=None,
+  reduction: str = "mean",
 ) -> jax.Array:
   r"""Multi-class hinge loss, ``torch.nn.functional.multi_margin_loss``.
 
@@ -611,14 +630,13 @@ def multi_margin_loss(
   if input.ndim <= 1:  # one sample: a 0-d or (1,) target, which gives the output's shape
     if target.shape not in ((), (1,)):
       raise ValueError(
-          f"{loss_name}: target shape {target.shape} must be () or (1,) for input shape "
-          f"{input.shape}"
+        f"{loss_name}: target shape {target.shape} must be () or (1,) for input shape {input.shape}"
       )
     out_shape, input, target = target.shape, input.reshape(1, -1), target.reshape(1)
   elif target.shape != input.shape[:1]:
     raise ValueError(
-        f"{loss_name}: target shape {target.shape} must be {input.shape[:1]} for input shape "
-        f"{input.shape}"
+      f"{loss_name}: target shape {target.shape} must be {input.shape[:1]} for input shape "
+      f"{input.shape}"
     )
   else:
     out_shape = target.shape
@@ -663,8 +681,9 @@ def _multilabel_margin_pairs(x, target, listed):
   """
   num_classes = x.shape[-1]
   index = jnp.where(listed, target, 0)
-  is_target = jnp.any((index[..., :, None] == jnp.arange(num_classes)) & listed[..., :, None],
-                      axis=-2)
+  is_target = jnp.any(
+    (index[..., :, None] == jnp.arange(num_classes)) & listed[..., :, None], axis=-2
+  )
   # (R, S): the score of each listed target class (NaN out of range, under jit).
   x_j = jnp.take_along_axis(x, index, axis=-1, mode="fill", fill_value=jnp.nan)
   z = 1.0 - x_j[..., :, None] + x[..., None, :]  # (R, S, C)
@@ -685,8 +704,10 @@ def _multilabel_margin_blocks(x, target, listed):
   # Padded rows list no target: their loss is 0, and they are cut off below.
   parts = (jnp.pad(x, pad), jnp.pad(target, pad, constant_values=-1), jnp.pad(listed, pad))
   # checkpoint: the backward pass recomputes a block's pairs instead of storing them all.
-  loss = jax.lax.map(jax.checkpoint(lambda a: _multilabel_margin_pairs(*a)),
-                     tuple(p.reshape(blocks, block, p.shape[-1]) for p in parts))
+  loss = jax.lax.map(
+    jax.checkpoint(lambda a: _multilabel_margin_pairs(*a)),
+    tuple(p.reshape(blocks, block, p.shape[-1]) for p in parts),
+  )
   return loss.reshape(-1)[:rows]
 
 
@@ -699,7 +720,7 @@ def _multilabel_margin(x, target, listed):
     slots.append(4 * slots[-1])
   slots[-1] = num_classes  # the first width not below C becomes C itself
   forms = [
-      lambda x, t, l, s=s: _multilabel_margin_blocks(x, t[:, :s], l[:, :s]) for s in slots
+    lambda x, t, lengths, s=s: _multilabel_margin_blocks(x, t[:, :s], lengths[:, :s]) for s in slots
   ]
   if len(forms) == 1:
     loss = forms[0](x, target, listed)
@@ -745,8 +766,9 @@ def multilabel_margin_loss(input, target, *, reduction: str = "mean") -> jax.Arr
   first_free = jnp.min(jnp.where(target == -1, jnp.arange(num_classes), num_classes), axis=-1)
   listed = jnp.arange(num_classes) < first_free[..., None]
   if is_concrete(target):
-    check_class_range(jnp.where(listed, target, 0), num_classes, ignore_index=None,
-                      loss="multilabel_margin_loss")
+    check_class_range(
+      jnp.where(listed, target, 0), num_classes, ignore_index=None, loss="multilabel_margin_loss"
+    )
   loss = _multilabel_margin(input, target, listed)
   # An out-of-range class (possible only under jit) gives NaN, not a row's skipped terms.
   out_of_range = jnp.any(listed & ((target < 0) | (target >= num_classes)), axis=-1)

@@ -12,8 +12,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxtrain.losses._checks import check_broadcastable
-from jaxtrain.losses._checks import plain_when_concrete
+from jaxtrain.losses._checks import check_broadcastable, plain_when_concrete
 from jaxtrain.losses._reduction import as_float, reduce_loss
 
 
@@ -52,7 +51,7 @@ def _same_ndim(loss: str, **arrays) -> None:
 
 
 def margin_ranking_loss(
-    input1, input2, target, *, margin: float = 0.0, reduction: str = "mean"
+  input1, input2, target, *, margin: float = 0.0, reduction: str = "mean"
 ) -> jax.Array:
   r"""Pairwise ranking hinge, ``torch.nn.functional.margin_ranking_loss``.
 
@@ -73,14 +72,20 @@ def margin_ranking_loss(
   _same_ndim("margin_ranking_loss", input1=input1, input2=input2, target=target)
   # Integer labels compute in the inputs' type (torch negates a boolean one: no).
   (input1, input2, target), out_dtype = as_float(
-      input1, input2, target, names=("input1", "input2", "target"), loss="margin_ranking_loss",
-      integers=("target",),
+    input1,
+    input2,
+    target,
+    names=("input1", "input2", "target"),
+    loss="margin_ranking_loss",
+    integers=("target",),
   )
   loss = _clamp_min0(-target * (input1 - input2) + margin)
   return reduce_loss(loss, reduction, out_dtype=out_dtype)
 
 
-def hinge_embedding_loss(input, target, *, margin: float = 1.0, reduction: str = "mean") -> jax.Array:
+def hinge_embedding_loss(
+  input, target, *, margin: float = 1.0, reduction: str = "mean"
+) -> jax.Array:
   r"""Hinge loss on distances, ``torch.nn.functional.hinge_embedding_loss``.
 
   .. math::
@@ -103,12 +108,16 @@ def hinge_embedding_loss(input, target, *, margin: float = 1.0, reduction: str =
   # their type leaves the result's alone.
   input_dtype = jnp.result_type(input)
   (input, target), _ = as_float(
-      input, target, names=("input", "target"), loss="hinge_embedding_loss",
-      integers=("target",), booleans=("target",),
+    input,
+    target,
+    names=("input", "target"),
+    loss="hinge_embedding_loss",
+    integers=("target",),
+    booleans=("target",),
   )
   out_dtype = input_dtype
   loss = jnp.where(target != 1, _clamp_min0(margin - input), 0.0) + jnp.where(
-      target != -1, input, 0.0
+    target != -1, input, 0.0
   )
   return reduce_loss(loss, reduction, out_dtype=out_dtype)
 
@@ -118,7 +127,7 @@ _COSINE_EPSILON = 1e-12
 
 
 def cosine_embedding_loss(
-    input1, input2, target, *, margin: float = 0.0, reduction: str = "mean"
+  input1, input2, target, *, margin: float = 0.0, reduction: str = "mean"
 ) -> jax.Array:
   r"""Cosine similarity hinge, ``torch.nn.functional.cosine_embedding_loss``.
 
@@ -142,26 +151,31 @@ def cosine_embedding_loss(
   target_ndim = jnp.ndim(target)
   if target_ndim not in (0, 1):
     raise ValueError(
-        f"cosine_embedding_loss: target must be 0-D or 1-D, got shape {tuple(jnp.shape(target))}"
+      f"cosine_embedding_loss: target must be 0-D or 1-D, got shape {tuple(jnp.shape(target))}"
     )
   if jnp.ndim(input1) != target_ndim + 1 or jnp.ndim(input2) != target_ndim + 1:
     raise ValueError(
-        f"cosine_embedding_loss: a {target_ndim}-D target expects {target_ndim + 1}-D input1 and "
-        f"input2, got shapes {tuple(jnp.shape(input1))} and {tuple(jnp.shape(input2))}"
+      f"cosine_embedding_loss: a {target_ndim}-D target expects {target_ndim + 1}-D input1 and "
+      f"input2, got shapes {tuple(jnp.shape(input1))} and {tuple(jnp.shape(input2))}"
     )
   # torch only compares the labels with 1 and -1: integer and boolean ones too, and
   # their type leaves the result's alone.
   out_dtype = jnp.result_type(input1, input2)
   (input1, input2, target), _ = as_float(
-      input1, input2, target, names=("input1", "input2", "target"),
-      loss="cosine_embedding_loss", integers=("target",), booleans=("target",),
+    input1,
+    input2,
+    target,
+    names=("input1", "input2", "target"),
+    loss="cosine_embedding_loss",
+    integers=("target",),
+    booleans=("target",),
   )
   prod = jnp.sum(input1 * input2, axis=-1)
   mag1 = jnp.sum(input1 * input1, axis=-1) + _COSINE_EPSILON
   mag2 = jnp.sum(input2 * input2, axis=-1) + _COSINE_EPSILON
   cos = prod / jnp.sqrt(mag1 * mag2)
   loss = jnp.where(target == 1, 1 - cos, 0.0) + jnp.where(
-      target == -1, _clamp_min0(cos - margin), 0.0
+    target == -1, _clamp_min0(cos - margin), 0.0
   )
   return reduce_loss(loss, reduction, out_dtype=out_dtype)
 
@@ -255,15 +269,15 @@ def _check_triplet(anchor, positive, negative, margin, loss):
 
 
 def triplet_margin_loss(
-    anchor,
-    positive,
-    negative,
-    *,
-    margin: float = 1.0,
-    p: float = 2.0,
-    eps: float = 1e-6,
-    swap: bool = False,
-    reduction: str = "mean",
+  anchor,
+  positive,
+  negative,
+  *,
+  margin: float = 1.0,
+  p: float = 2.0,
+  eps: float = 1e-6,
+  swap: bool = False,
+  reduction: str = "mean",
 ) -> jax.Array:
   r"""Triplet loss with p-norm distances, ``torch.nn.functional.triplet_margin_loss``.
 
@@ -288,29 +302,32 @@ def triplet_margin_loss(
   check_broadcastable("triplet_margin_loss", anchor=anchor, positive=positive, negative=negative)
   _check_triplet(anchor, positive, negative, margin, "triplet_margin_loss")
   (anchor, positive, negative), out_dtype = as_float(
-      anchor, positive, negative, names=("anchor", "positive", "negative"),
-      loss="triplet_margin_loss",
+    anchor,
+    positive,
+    negative,
+    names=("anchor", "positive", "negative"),
+    loss="triplet_margin_loss",
   )
   dist = lambda x, y: pairwise_distance(x, y, p=p, eps=eps)  # noqa: E731
   return _triplet(
-      dist(anchor, positive),
-      dist(anchor, negative),
-      dist(positive, negative) if swap else None,
-      margin,
-      reduction,
-      out_dtype,
+    dist(anchor, positive),
+    dist(anchor, negative),
+    dist(positive, negative) if swap else None,
+    margin,
+    reduction,
+    out_dtype,
   )
 
 
 def triplet_margin_with_distance_loss(
-    anchor,
-    positive,
-    negative,
-    *,
-    distance_function: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
-    margin: float = 1.0,
-    swap: bool = False,
-    reduction: str = "mean",
+  anchor,
+  positive,
+  negative,
+  *,
+  distance_function: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
+  margin: float = 1.0,
+  swap: bool = False,
+  reduction: str = "mean",
 ) -> jax.Array:
   r"""Triplet loss with any distance, ``torch.nn.functional.triplet_margin_with_distance_loss``.
 
@@ -331,15 +348,18 @@ def triplet_margin_with_distance_loss(
   """
   _check_triplet(anchor, positive, negative, margin, "triplet_margin_with_distance_loss")
   (anchor, positive, negative), out_dtype = as_float(
-      anchor, positive, negative, names=("anchor", "positive", "negative"),
-      loss="triplet_margin_with_distance_loss",
+    anchor,
+    positive,
+    negative,
+    names=("anchor", "positive", "negative"),
+    loss="triplet_margin_with_distance_loss",
   )
   dist = pairwise_distance if distance_function is None else distance_function
   return _triplet(
-      dist(anchor, positive),
-      dist(anchor, negative),
-      dist(positive, negative) if swap else None,
-      margin,
-      reduction,
-      out_dtype,
+    dist(anchor, positive),
+    dist(anchor, negative),
+    dist(positive, negative) if swap else None,
+    margin,
+    reduction,
+    out_dtype,
   )

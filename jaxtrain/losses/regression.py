@@ -13,11 +13,11 @@ import jax
 import jax.numpy as jnp
 
 from jaxtrain.losses._checks import (
-    broadcast_with_warning,
-    check_broadcastable,
-    check_same_shape,
-    is_concrete,
-    plain_when_concrete,
+  broadcast_with_warning,
+  check_broadcastable,
+  check_same_shape,
+  is_concrete,
+  plain_when_concrete,
 )
 from jaxtrain.losses._reduction import as_float, reduce_loss
 
@@ -45,8 +45,9 @@ def _pointwise(name, input, target, weight, fn, *, booleans=("target",)):
   An integer (or, where ``booleans`` names it, boolean) target computes in the
   input's floating type, as torch promotes it.
   """
-  (input, target), out_dtype = as_float(input, target, names=("input", "target"), loss=name,
-                                        integers=("target",), booleans=booleans)
+  (input, target), out_dtype = as_float(
+    input, target, names=("input", "target"), loss=name, integers=("target",), booleans=booleans
+  )
   input, target = broadcast_with_warning(input, target, loss=name)
   # Rematerialized: the gradient recomputes ``input - target`` from the inputs
   # instead of keeping it, so the value is one fused pass (difference, ``fn`` and
@@ -122,8 +123,9 @@ def mse_loss(input, target, *, reduction: str = "mean", weight=None) -> jax.Arra
     Array(1.3333334, dtype=float32)
   """
   # torch 2.13 takes a boolean target, except in its weighted form (which subtracts it).
-  loss, weight, out_dtype = _pointwise("mse_loss", input, target, weight, jnp.square,
-                                       booleans=("target",) if weight is None else ())
+  loss, weight, out_dtype = _pointwise(
+    "mse_loss", input, target, weight, jnp.square, booleans=("target",) if weight is None else ()
+  )
   return reduce_loss(loss, reduction, denominator=_summed(weight), out_dtype=out_dtype)
 
 
@@ -164,7 +166,7 @@ def smooth_l1_loss(input, target, *, reduction: str = "mean", beta: float = 1.0)
 
 
 def huber_loss(
-    input, target, *, reduction: str = "mean", delta: float = 1.0, weight=None
+  input, target, *, reduction: str = "mean", delta: float = 1.0, weight=None
 ) -> jax.Array:
   r"""Huber loss, ``torch.nn.functional.huber_loss``.
 
@@ -201,13 +203,13 @@ def huber_loss(
 
 
 def poisson_nll_loss(
-    input,
-    target,
-    *,
-    log_input: bool = True,
-    full: bool = False,
-    eps: float = 1e-8,
-    reduction: str = "mean",
+  input,
+  target,
+  *,
+  log_input: bool = True,
+  full: bool = False,
+  eps: float = 1e-8,
+  reduction: str = "mean",
 ) -> jax.Array:
   r"""Negative log likelihood of a Poisson target, ``torch.nn.functional.poisson_nll_loss``.
 
@@ -231,8 +233,12 @@ def poisson_nll_loss(
   # Integer counts compute in the input's type, as torch; a boolean target also,
   # except with full=True (torch subtracts it there).
   (input, target), out_dtype = as_float(
-      input, target, names=("input", "target"), loss="poisson_nll_loss", integers=("target",),
-      booleans=() if full else ("target",),
+    input,
+    target,
+    names=("input", "target"),
+    loss="poisson_nll_loss",
+    integers=("target",),
+    booleans=() if full else ("target",),
   )
   if log_input:
     loss = jnp.exp(input) - target * input
@@ -259,20 +265,20 @@ def _gaussian_var_shape(input_shape, var_shape):
     if sum(mismatched) == 1:  # exactly one dimension where var has size 1
       return var_shape
   raise ValueError(
-      f"gaussian_nll_loss: var shape {var_shape} is of incorrect size for input shape "
-      f"{input_shape}; expected {input_shape}, {input_shape[:-1]}, or {input_shape} with "
-      "one dimension of size 1"
+    f"gaussian_nll_loss: var shape {var_shape} is of incorrect size for input shape "
+    f"{input_shape}; expected {input_shape}, {input_shape[:-1]}, or {input_shape} with "
+    "one dimension of size 1"
   )
 
 
 def gaussian_nll_loss(
-    input,
-    target,
-    var,
-    *,
-    full: bool = False,
-    eps: float = 1e-6,
-    reduction: str = "mean",
+  input,
+  target,
+  var,
+  *,
+  full: bool = False,
+  eps: float = 1e-6,
+  reduction: str = "mean",
 ) -> jax.Array:
   r"""Gaussian negative log likelihood, ``torch.nn.functional.gaussian_nll_loss``.
 
@@ -306,8 +312,12 @@ def gaussian_nll_loss(
   elif is_concrete(var) and bool(jnp.any(jnp.asarray(var) < 0)):
     raise ValueError("gaussian_nll_loss: var has negative entry/entries")
   (input, target, var), out_dtype = as_float(
-      input, target, var, names=("input", "target", "var"), loss="gaussian_nll_loss",
-      integers=("target",),
+    input,
+    target,
+    var,
+    names=("input", "target", "var"),
+    loss="gaussian_nll_loss",
+    integers=("target",),
   )
   var = var.reshape(_gaussian_var_shape(input.shape, var.shape))
   # max(var, eps) with the gradient of var itself: var - stop_gradient(var) is 0 with

@@ -34,7 +34,7 @@ def _int_array(x, *, name: str, booleans: bool = False) -> jax.Array:
     return jnp.asarray(x).astype(jnp.int32)
   if not jnp.issubdtype(dtype, jnp.integer):
     raise TypeError(
-        f"{_NAME}: {name} must hold integers, got dtype {dtype} (torch expects int64 / Long)"
+      f"{_NAME}: {name} must hold integers, got dtype {dtype} (torch expects int64 / Long)"
     )
   return jnp.asarray(x)
 
@@ -45,8 +45,8 @@ def _lengths(x, batch: int, *, name: str, batched: bool) -> jax.Array:
   if x.ndim > 1 or x.size != batch:
     expected = f"({batch},)" if batched else "() or (1,) for unbatched log_probs"
     raise ValueError(
-        f"{_NAME}: {name} must have one entry per sample (batch size {batch}), "
-        f"got shape {tuple(x.shape)}; expected {expected}"
+      f"{_NAME}: {name} must have one entry per sample (batch size {batch}), "
+      f"got shape {tuple(x.shape)}; expected {expected}"
     )
   return x.reshape(batch)
 
@@ -63,14 +63,14 @@ def _padded_targets(targets, target_lengths, batch: int, *, batched: bool) -> ja
   if targets.ndim == 2:
     if targets.shape[0] != batch:
       raise ValueError(
-          f"{_NAME}: padded targets must have shape (N, S) with N = {batch} (the batch size "
-          f"of log_probs), got shape {tuple(targets.shape)}"
+        f"{_NAME}: padded targets must have shape (N, S) with N = {batch} (the batch size "
+        f"of log_probs), got shape {tuple(targets.shape)}"
       )
     return targets
   if targets.ndim != 1:
     raise ValueError(
-        f"{_NAME}: targets must be 1-D (concatenated, or (S,) for unbatched log_probs) or "
-        f"2-D (N, S) padded, got shape {tuple(targets.shape)}"
+      f"{_NAME}: targets must be 1-D (concatenated, or (S,) for unbatched log_probs) or "
+      f"2-D (N, S) padded, got shape {tuple(targets.shape)}"
     )
   if not batched:
     return targets[None]
@@ -78,8 +78,8 @@ def _padded_targets(targets, target_lengths, batch: int, *, batched: bool) -> ja
   total = int(jnp.sum(target_lengths)) if is_concrete(target_lengths) else None
   if total is not None and targets.shape[0] != total:
     raise ValueError(
-        f"{_NAME}: concatenated (1-D) targets must have length sum(target_lengths) = {total}, "
-        f"got length {targets.shape[0]}"
+      f"{_NAME}: concatenated (1-D) targets must have length sum(target_lengths) = {total}, "
+      f"got length {targets.shape[0]}"
     )
   # The padded width must be static: the longest target when the lengths are concrete,
   # else the whole concatenation (an upper bound, at the price of a wider lattice).
@@ -100,19 +100,17 @@ def _check_values(log_probs, targets, input_lengths, target_lengths) -> None:
   T, _, C = log_probs.shape
   for lengths, name in ((input_lengths, "input_lengths"), (target_lengths, "target_lengths")):
     if is_concrete(lengths) and lengths.size and int(jnp.min(lengths)) < 0:
-      raise ValueError(
-          f"{_NAME}: {name} must be non-negative, got value {int(jnp.min(lengths))}"
-      )
+      raise ValueError(f"{_NAME}: {name} must be non-negative, got value {int(jnp.min(lengths))}")
   longest = _concrete_max(input_lengths)
   if longest is not None and longest > T:
     raise ValueError(
-        f"{_NAME}: input_lengths must be at most T = {T} (log_probs.shape[0]), got value {longest}"
+      f"{_NAME}: input_lengths must be at most T = {T} (log_probs.shape[0]), got value {longest}"
     )
   longest = _concrete_max(target_lengths)
   if longest is not None and longest > targets.shape[1]:
     raise ValueError(
-        f"{_NAME}: padded targets must have width S >= max(target_lengths) = {longest}, "
-        f"got width {targets.shape[1]}"
+      f"{_NAME}: padded targets must have width S >= max(target_lengths) = {longest}, "
+      f"got width {targets.shape[1]}"
     )
   if longest is not None and is_concrete(targets):
     t = np.asarray(targets)
@@ -120,8 +118,8 @@ def _check_values(log_probs, targets, input_lengths, target_lengths) -> None:
     bad = t[within & ((t < 0) | (t >= C))]
     if bad.size:
       raise ValueError(
-          f"{_NAME}: targets hold label {int(bad[0])}, out of range; expected labels in "
-          f"[0, {C - 1}] (C = log_probs.shape[-1])"
+        f"{_NAME}: targets hold label {int(bad[0])}, out of range; expected labels in "
+        f"[0, {C - 1}] (C = log_probs.shape[-1])"
       )
 
 
@@ -176,8 +174,11 @@ def _emissions_fwd(num_classes, log_probs, index):
 def _emissions_bwd(num_classes, index, g):
   T, N, _ = g.shape
   rows = _flat_index(index, num_classes)
-  grad = jnp.zeros((N * num_classes, T), g.dtype).at[rows].add(
-      g.reshape(T, -1).T, mode="promise_in_bounds")
+  grad = (
+    jnp.zeros((N * num_classes, T), g.dtype)
+    .at[rows]
+    .add(g.reshape(T, -1).T, mode="promise_in_bounds")
+  )
   return grad.T.reshape(T, N, num_classes), None
 
 
@@ -217,7 +218,7 @@ def _ctc_nll_forward(log_probs, labels, input_lengths, target_lengths, blank: in
   last = 2 * target_lengths
   end_blank = jnp.take_along_axis(alpha, last[:, None], axis=1, mode="fill", fill_value=jnp.nan)
   end_label = jnp.take_along_axis(
-      alpha, jnp.maximum(last - 1, 0)[:, None], axis=1, mode="fill", fill_value=jnp.nan
+    alpha, jnp.maximum(last - 1, 0)[:, None], axis=1, mode="fill", fill_value=jnp.nan
   )
   end_label = jnp.where(target_lengths[:, None] > 0, end_label, -jnp.inf)
   nll = -_logsumexp3(end_blank, end_label, jnp.full_like(end_blank, -jnp.inf))[:, 0]
@@ -234,9 +235,9 @@ def _ctc_nll(log_probs, labels, input_lengths, target_lengths, blank: int, zero_
 
 def _ctc_nll_fwd(log_probs, labels, input_lengths, target_lengths, blank, zero_infinity):
   nll, pullback, end_blank = jax.vjp(
-      lambda lp: _ctc_nll_forward(lp, labels, input_lengths, target_lengths, blank),
-      log_probs,
-      has_aux=True,
+    lambda lp: _ctc_nll_forward(lp, labels, input_lengths, target_lengths, blank),
+    log_probs,
+    has_aux=True,
   )
   out = jnp.where(zero_infinity & jnp.isinf(nll), 0.0, nll)
   return out, (pullback, log_probs, labels, input_lengths, target_lengths, nll, end_blank)
@@ -256,13 +257,14 @@ def _ctc_nll_bwd(blank, zero_infinity, residuals, g):
   last_label = jnp.take_along_axis(labels, jnp.maximum(target_lengths - 1, 0)[:, None], axis=1)
   overwritten = (target_lengths > 0) & (last_label[:, 0] == blank) & (input_lengths > 0)
   share = jnp.where(overwritten & jnp.isfinite(nll), jnp.exp(end_blank + nll) * g, 0.0)
-  at_last_blank = (jnp.arange(T)[:, None] == input_lengths - 1)[:, :, None] & (jnp.arange(C) == blank)
+  at_last_blank = (jnp.arange(T)[:, None] == input_lengths - 1)[:, :, None] & (
+    jnp.arange(C) == blank
+  )
   grad = grad + jnp.where(at_last_blank, share[None, :, None], 0.0)
   # torch's formula, exp(lp) - exp(log gamma + nll - lp), is exp(-inf + inf) = NaN where
   # a log-probability lp is -inf (at a valid step), and NaN at every valid step of a
   # sample whose loss is NaN.
-  grad = jnp.where(valid & ((log_probs == -jnp.inf) | jnp.isnan(nll)[None, :, None]), jnp.nan,
-                   grad)
+  grad = jnp.where(valid & ((log_probs == -jnp.inf) | jnp.isnan(nll)[None, :, None]), jnp.nan, grad)
   # It meets exp(-inf + inf) for an impossible target too: NaN at every valid step, or
   # 0 under zero_infinity.
   fill = 0.0 if zero_infinity else jnp.nan
@@ -278,14 +280,14 @@ _ctc_nll.defvjp(_ctc_nll_fwd, _ctc_nll_bwd)
 
 
 def ctc_loss(
-    log_probs,
-    targets,
-    input_lengths,
-    target_lengths,
-    *,
-    blank: int = 0,
-    reduction: str = "mean",
-    zero_infinity: bool = False,
+  log_probs,
+  targets,
+  input_lengths,
+  target_lengths,
+  *,
+  blank: int = 0,
+  reduction: str = "mean",
+  zero_infinity: bool = False,
 ) -> jax.Array:
   r"""Connectionist temporal classification loss, ``torch.nn.functional.ctc_loss``.
 
@@ -362,8 +364,8 @@ def ctc_loss(
   (log_probs,), out_dtype = as_float(log_probs, names=("log_probs",), loss=_NAME)
   if log_probs.ndim not in (2, 3):
     raise ValueError(
-        f"{_NAME}: log_probs must be 3-D (T, N, C) or 2-D (T, C) unbatched, "
-        f"got shape {tuple(log_probs.shape)}"
+      f"{_NAME}: log_probs must be 3-D (T, N, C) or 2-D (T, C) unbatched, "
+      f"got shape {tuple(log_probs.shape)}"
     )
   if log_probs.size == 0:
     raise ValueError(f"{_NAME}: log_probs must not be empty, got shape {tuple(log_probs.shape)}")

@@ -5,9 +5,7 @@ counts and default initialisation match torch's (tested against torch 2.13.0).
 """
 
 from jaxtrain.models._util import count_params
-from jaxtrain.models.cnn import CNN
-from jaxtrain.models.cnn import Conv2d
-from jaxtrain.models.linear import RegressionNet
-from jaxtrain.models.linear import SoftmaxRegression
+from jaxtrain.models.cnn import CNN, Conv2d
+from jaxtrain.models.linear import RegressionNet, SoftmaxRegression
 from jaxtrain.models.mlp import MLP
 from jaxtrain.models.rnn import RNNClassifier

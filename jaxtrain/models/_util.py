@@ -72,16 +72,20 @@ def check_features(x, in_features: int, model: str) -> None:
   static under ``jit``: the check runs once per compile, never per step.
   """
   shape = tuple(jnp.shape(x))
-  expected = (f"(N, {in_features}) or (N, H, W, C) with H * W * C == {in_features} "
-              f"(in_features={in_features})")
+  expected = (
+    f"(N, {in_features}) or (N, H, W, C) with H * W * C == {in_features} "
+    f"(in_features={in_features})"
+  )
   if len(shape) < 2:
     raise ValueError(
-        f"{model}: x must be a batch {expected}, got shape {shape}"
-        + (" (one example? add the batch axis: x[None])" if shape == (in_features,) else ""))
+      f"{model}: x must be a batch {expected}, got shape {shape}"
+      + (" (one example? add the batch axis: x[None])" if shape == (in_features,) else "")
+    )
   features = math.prod(shape[1:])
   if features != in_features:
     raise ValueError(
-        f"{model}: x of shape {shape} has {features} features per example; expected {expected}")
+      f"{model}: x of shape {shape} has {features} features per example; expected {expected}"
+    )
 
 
 def count_params(model: nnx.Module) -> int:

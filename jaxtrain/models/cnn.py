@@ -6,10 +6,7 @@ import jax
 from flax import nnx
 
 from jaxtrain import ops
-from jaxtrain.models._util import check_sizes
-from jaxtrain.models._util import flatten
-from jaxtrain.models._util import torch_linear
-from jaxtrain.models._util import torch_uniform
+from jaxtrain.models._util import check_sizes, flatten, torch_linear, torch_uniform
 
 
 class Conv2d(nnx.Module):
@@ -23,14 +20,24 @@ class Conv2d(nnx.Module):
     bias: ``nnx.Param`` of shape ``(C_out,)``.
   """
 
-  def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *,
-               padding: ops.Padding = 0, rngs: nnx.Rngs):
-    check_sizes("Conv2d", in_channels=in_channels, out_channels=out_channels,
-                kernel_size=kernel_size)
+  def __init__(
+    self,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int,
+    *,
+    padding: ops.Padding = 0,
+    rngs: nnx.Rngs,
+  ):
+    check_sizes(
+      "Conv2d", in_channels=in_channels, out_channels=out_channels, kernel_size=kernel_size
+    )
     # torch's default: weights and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
     # fan_in = C_in * k * k.
     init = torch_uniform(in_channels * kernel_size * kernel_size)
-    self.kernel = nnx.Param(init(rngs.params(), (kernel_size, kernel_size, in_channels, out_channels)))
+    self.kernel = nnx.Param(
+      init(rngs.params(), (kernel_size, kernel_size, in_channels, out_channels))
+    )
     self.bias = nnx.Param(init(rngs.params(), (out_channels,)))
     self.padding = padding
 
@@ -72,11 +79,14 @@ class CNN(nnx.Module):
     returns logits ``(N, num_classes)``.
   """
 
-  def __init__(self, *, in_channels: int = 3, image_size: int = 32, num_classes: int = 10,
-               rngs: nnx.Rngs):
+  def __init__(
+    self, *, in_channels: int = 3, image_size: int = 32, num_classes: int = 10, rngs: nnx.Rngs
+  ):
     check_sizes("CNN", in_channels=in_channels, image_size=image_size, num_classes=num_classes)
     if image_size < 8:
-      raise ValueError(f"CNN needs images of at least 8x8 (three 2x2 poolings), got image_size={image_size}")
+      raise ValueError(
+        f"CNN needs images of at least 8x8 (three 2x2 poolings), got image_size={image_size}"
+      )
     self.image_size = image_size
     self.in_channels = in_channels
     self.conv1 = Conv2d(in_channels, 32, 5, padding=2, rngs=rngs)
@@ -102,8 +112,9 @@ class CNN(nnx.Module):
       else:
         hint = ""
       raise ValueError(
-          f"CNN expects images x of shape (N, {s}, {s}, {c}) (image_size={s}, in_channels={c}, "
-          f"channels last), got shape {shape}{hint}")
+        f"CNN expects images x of shape (N, {s}, {s}, {c}) (image_size={s}, in_channels={c}, "
+        f"channels last), got shape {shape}{hint}"
+      )
     x = ops.max_pool2d(self.conv1(x), 2)
     x = ops.max_pool2d(self.conv2(x), 2)
     x = ops.max_pool2d(self.conv3(x), 2)

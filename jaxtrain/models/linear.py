@@ -6,11 +6,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxtrain.models._util import Linear
-from jaxtrain.models._util import check_features
-from jaxtrain.models._util import check_sizes
-from jaxtrain.models._util import flatten
-from jaxtrain.models._util import torch_linear
+from jaxtrain.models._util import Linear, check_features, check_sizes, flatten, torch_linear
 
 
 class RegressionNet(nnx.Module):
@@ -42,8 +38,10 @@ class RegressionNet(nnx.Module):
     """
     shape = tuple(jnp.shape(x))
     if len(shape) != 2 or shape[1] != self.in_features:
-      raise ValueError(f"RegressionNet: x must have shape (N, {self.in_features}) "
-                       f"(in_features={self.in_features}), got shape {shape}")
+      raise ValueError(
+        f"RegressionNet: x must have shape (N, {self.in_features}) "
+        f"(in_features={self.in_features}), got shape {shape}"
+      )
     return self.linear2(jax.nn.relu(self.linear1(x)))
 
 
@@ -72,10 +70,12 @@ class SoftmaxRegression(nnx.Module):
     check_sizes("SoftmaxRegression", in_features=in_features, num_classes=num_classes)
     self.in_features = in_features
     self.linear = Linear(
-        in_features, num_classes,
-        kernel_init=nnx.initializers.normal(stddev=0.01),
-        bias_init=nnx.initializers.zeros_init(),
-        rngs=rngs)
+      in_features,
+      num_classes,
+      kernel_init=nnx.initializers.normal(stddev=0.01),
+      bias_init=nnx.initializers.zeros_init(),
+      rngs=rngs,
+    )
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """``(N, in_features)`` or ``(N, H, W, C)`` -> ``(N, num_classes)``.

@@ -5,10 +5,7 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
-from jaxtrain.models._util import check_features
-from jaxtrain.models._util import check_sizes
-from jaxtrain.models._util import flatten
-from jaxtrain.models._util import torch_linear
+from jaxtrain.models._util import check_features, check_sizes, flatten, torch_linear
 
 
 class MLP(nnx.Module):
@@ -34,8 +31,9 @@ class MLP(nnx.Module):
     ``(N, num_classes)``.
   """
 
-  def __init__(self, *, in_features: int = 784, hidden: int = 256, num_classes: int = 10,
-               rngs: nnx.Rngs):
+  def __init__(
+    self, *, in_features: int = 784, hidden: int = 256, num_classes: int = 10, rngs: nnx.Rngs
+  ):
     check_sizes("MLP", in_features=in_features, hidden=hidden, num_classes=num_classes)
     self.in_features = in_features
     self.hidden = torch_linear(in_features, hidden, rngs=rngs)

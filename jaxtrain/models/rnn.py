@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 from flax import nnx
+from jax import lax
 
-from jaxtrain.models._util import check_sizes
-from jaxtrain.models._util import torch_linear
-from jaxtrain.models._util import torch_uniform
+from jaxtrain.models._util import check_sizes, torch_linear, torch_uniform
 
 
 class RNNClassifier(nnx.Module):
@@ -42,10 +40,12 @@ class RNNClassifier(nnx.Module):
     ``images.reshape(-1, 28, 28)`` for ``C == 1``); returns ``(N, num_classes)``.
   """
 
-  def __init__(self, *, input_size: int = 28, hidden_size: int = 128, num_classes: int = 10,
-               rngs: nnx.Rngs):
-    check_sizes("RNNClassifier", input_size=input_size, hidden_size=hidden_size,
-                num_classes=num_classes)
+  def __init__(
+    self, *, input_size: int = 28, hidden_size: int = 128, num_classes: int = 10, rngs: nnx.Rngs
+  ):
+    check_sizes(
+      "RNNClassifier", input_size=input_size, hidden_size=hidden_size, num_classes=num_classes
+    )
     init = torch_uniform(hidden_size)  # torch: every RNN weight and bias U(-1/sqrt(H), 1/sqrt(H))
     self.input_size = input_size
     self.weight_ih = nnx.Param(init(rngs.params(), (input_size, hidden_size)))
@@ -62,8 +62,9 @@ class RNNClassifier(nnx.Module):
       x = x.reshape(x.shape[0], x.shape[1], -1)  # image rows as time steps
     if x.ndim != 3 or x.shape[-1] != self.input_size:
       raise ValueError(
-          f"RNNClassifier expects x of shape (N, T, {self.input_size}) or images (N, H, W, C) "
-          f"with W * C == {self.input_size} (input_size={self.input_size}), got shape {shape}")
+        f"RNNClassifier expects x of shape (N, T, {self.input_size}) or images (N, H, W, C) "
+        f"with W * C == {self.input_size} (input_size={self.input_size}), got shape {shape}"
+      )
     w_hh = self.weight_hh[...]
     # The input projection of every step at once: one (N*T, in) x (in, H) matmul
     # outside the loop, both biases folded in, leaving only h @ W_hh in the scan.

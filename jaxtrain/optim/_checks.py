@@ -73,9 +73,7 @@ def lr_or_schedule(fn: str, value):
   """An optimizer's ``lr``: a number or a schedule (any callable)."""
   if callable(value) and not isinstance(value, (np.ndarray, jax.Array)):
     return value
-  return number(
-      fn, "lr", value, expected="a number or a schedule (a function of the update count)"
-  )
+  return number(fn, "lr", value, expected="a number or a schedule (a function of the update count)")
 
 
 def flag(fn: str, name: str, value) -> bool:
@@ -124,7 +122,7 @@ def pair(fn: str, name: str, value, *, expected: str) -> tuple:
 def transformation(fn: str, name: str, value, *, example: str) -> optax.GradientTransformation:
   if not isinstance(value, optax.GradientTransformation):
     raise TypeError(
-        f"{fn}: {name} must be an optax.GradientTransformation (e.g. {example}), "
-        f"got {type(value).__name__}"
+      f"{fn}: {name} must be an optax.GradientTransformation (e.g. {example}), "
+      f"got {type(value).__name__}"
     )
   return value

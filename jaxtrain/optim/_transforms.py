@@ -101,7 +101,7 @@ class TraceWithDampeningState(NamedTuple):
 
 
 def trace_with_dampening(
-    momentum: float, dampening: float = 0.0, nesterov: bool = False
+  momentum: float, dampening: float = 0.0, nesterov: bool = False
 ) -> optax.GradientTransformation:
   """SGD momentum with dampening, as ``torch.optim.SGD``.
 
@@ -125,7 +125,7 @@ def trace_with_dampening(
 
   def init_fn(params):
     return TraceWithDampeningState(
-        count=jnp.zeros([], jnp.int32), trace=optax.tree.zeros_like(params)
+      count=jnp.zeros([], jnp.int32), trace=optax.tree.zeros_like(params)
     )
 
   def update_fn(updates, state, params=None):
@@ -134,9 +134,9 @@ def trace_with_dampening(
     # torch: buf.mul_(momentum).add_(grad, alpha=1 - dampening); the first buffer
     # is a clone of the gradient.
     trace = jax.tree.map(
-        lambda g, b: jnp.where(first, g, b * momentum + g * (1 - dampening)).astype(b.dtype),
-        updates,
-        state.trace,
+      lambda g, b: jnp.where(first, g, b * momentum + g * (1 - dampening)).astype(b.dtype),
+      updates,
+      state.trace,
     )
     if nesterov:
       updates = jax.tree.map(lambda g, b: g + b * momentum, updates, trace)
@@ -157,7 +157,7 @@ class ScaleByTorchAdamState(NamedTuple):
 
 
 def scale_by_torch_adam(
-    b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, amsgrad: bool = False
+  b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, amsgrad: bool = False
 ) -> optax.GradientTransformation:
   """Adam's scaling as ``torch.optim.Adam`` computes it (without the ``-lr``).
 
@@ -187,10 +187,10 @@ def scale_by_torch_adam(
 
   def init_fn(params):
     return ScaleByTorchAdamState(
-        count=jnp.zeros([], jnp.int32),
-        mu=optax.tree.zeros_like(params),
-        nu=optax.tree.zeros_like(params),
-        nu_max=optax.tree.zeros_like(params) if amsgrad else None,
+      count=jnp.zeros([], jnp.int32),
+      mu=optax.tree.zeros_like(params),
+      nu=optax.tree.zeros_like(params),
+      nu_max=optax.tree.zeros_like(params) if amsgrad else None,
     )
 
   def update_fn(updates, state, params=None):
@@ -210,9 +210,9 @@ def scale_by_torch_adam(
     bc1 = one_minus_power(b1, count)
     sqrt_bc2 = jnp.sqrt(one_minus_power(b2, count))
     updates = jax.tree.map(
-        lambda m, v: (m / bc1.astype(m.dtype)) / (jnp.sqrt(v) / sqrt_bc2.astype(v.dtype) + eps),
-        mu,
-        second,
+      lambda m, v: (m / bc1.astype(m.dtype)) / (jnp.sqrt(v) / sqrt_bc2.astype(v.dtype) + eps),
+      mu,
+      second,
     )
     return updates, ScaleByTorchAdamState(count=count, mu=mu, nu=nu, nu_max=nu_max)
 
@@ -226,7 +226,7 @@ class ScaleByTorchAdagradState(NamedTuple):
 
 
 def scale_by_torch_adagrad(
-    initial_accumulator_value: float = 0.0, eps: float = 1e-10
+  initial_accumulator_value: float = 0.0, eps: float = 1e-10
 ) -> optax.GradientTransformation:
   """Adagrad's scaling as ``torch.optim.Adagrad`` computes it (without the ``-lr``).
 
@@ -249,7 +249,7 @@ def scale_by_torch_adagrad(
 
   def init_fn(params):
     return ScaleByTorchAdagradState(
-        sum_of_squares=optax.tree.full_like(params, initial_accumulator_value)
+      sum_of_squares=optax.tree.full_like(params, initial_accumulator_value)
     )
 
   def update_fn(updates, state, params=None):

@@ -23,7 +23,7 @@ from jaxtrain.optim import _checks
 
 
 def accumulate(
-    optimizer: optax.GradientTransformation, every_k: int
+  optimizer: optax.GradientTransformation, every_k: int
 ) -> optax.GradientTransformationExtraArgs:
   """Averages the gradients of ``every_k`` calls, then applies ``optimizer`` once.
 
@@ -67,11 +67,11 @@ def accumulate(
 
   def init_fn(params):
     return optax.MultiStepsState(
-        mini_step=jnp.zeros([], jnp.int32),
-        gradient_step=jnp.zeros([], jnp.int32),
-        inner_opt_state=inner.init(params),
-        acc_grads=optax.tree.zeros_like(params),
-        skip_state=(),
+      mini_step=jnp.zeros([], jnp.int32),
+      gradient_step=jnp.zeros([], jnp.int32),
+      inner_opt_state=inner.init(params),
+      acc_grads=optax.tree.zeros_like(params),
+      skip_state=(),
     )
 
   def update_fn(updates, state, params=None, **extra_args):
@@ -80,18 +80,16 @@ def accumulate(
     # The inner update runs on every call (a select, not a branch: no host round
     # trip for the flag on an accelerator); its result is kept on the k-th.
     inner_updates, inner_state = inner.update(
-        optax.tree.cast_like(acc, updates), state.inner_opt_state, params, **extra_args
+      optax.tree.cast_like(acc, updates), state.inner_opt_state, params, **extra_args
     )
     new_state = optax.MultiStepsState(
-        mini_step=jnp.where(emit, 0, state.mini_step + 1).astype(jnp.int32),
-        gradient_step=jnp.where(
-            emit, optax.safe_increment(state.gradient_step), state.gradient_step
-        ),
-        inner_opt_state=jax.tree.map(
-            lambda new, old: jnp.where(emit, new, old), inner_state, state.inner_opt_state
-        ),
-        acc_grads=jax.tree.map(lambda a: jnp.where(emit, jnp.zeros_like(a), a), acc),
-        skip_state=(),
+      mini_step=jnp.where(emit, 0, state.mini_step + 1).astype(jnp.int32),
+      gradient_step=jnp.where(emit, optax.safe_increment(state.gradient_step), state.gradient_step),
+      inner_opt_state=jax.tree.map(
+        lambda new, old: jnp.where(emit, new, old), inner_state, state.inner_opt_state
+      ),
+      acc_grads=jax.tree.map(lambda a: jnp.where(emit, jnp.zeros_like(a), a), acc),
+      skip_state=(),
     )
     updates = jax.tree.map(lambda u: jnp.where(emit, u, jnp.zeros_like(u)), inner_updates)
     return updates, new_state

@@ -30,8 +30,8 @@ from jaxtrain.optim.loss_scaling import GradScalerState
 
 
 def param_groups(
-    labels: Any | Callable[[Any], Any],
-    optimizers: Mapping[Hashable, optax.GradientTransformation],
+  labels: Any | Callable[[Any], Any],
+  optimizers: Mapping[Hashable, optax.GradientTransformation],
 ) -> optax.GradientTransformation:
   """One optimizer per parameter group, as torch's ``param_groups``.
 
@@ -57,8 +57,7 @@ def param_groups(
   fn = "param_groups"
   if not isinstance(optimizers, Mapping):
     raise TypeError(
-        f"{fn}: optimizers must be a mapping from label to optimizer, "
-        f"got {type(optimizers).__name__}"
+      f"{fn}: optimizers must be a mapping from label to optimizer, got {type(optimizers).__name__}"
     )
   if not optimizers:
     raise ValueError(f"{fn}: optimizers is empty; give one optimizer per label")
@@ -66,7 +65,7 @@ def param_groups(
     _checks.transformation(fn, f"optimizers[{label!r}]", optimizer, example="jaxtrain.optim.adam()")
   if labels is None:
     raise TypeError(
-        f"{fn}: labels must be a pytree of labels or a function of the parameters, got None"
+      f"{fn}: labels must be a pytree of labels or a function of the parameters, got None"
     )
   if not callable(labels):
     if not jax.tree.leaves(labels):
@@ -74,24 +73,25 @@ def param_groups(
     unknown = {leaf for leaf in jax.tree.leaves(labels)} - set(optimizers)
     if unknown:
       raise ValueError(
-          f"labels {sorted(map(repr, unknown))} have no optimizer; "
-          f"optimizers are given for {sorted(map(repr, optimizers))}"
+        f"labels {sorted(map(repr, unknown))} have no optimizer; "
+        f"optimizers are given for {sorted(map(repr, optimizers))}"
       )
   partition = optax.partition(dict(optimizers), labels)
 
   def init_fn(params):
     state = partition.init(params)
     scalers = [
-        x for x in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, GradScalerState))
-        if isinstance(x, GradScalerState)
+      x
+      for x in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, GradScalerState))
+      if isinstance(x, GradScalerState)
     ]
     if scalers:
       # One train step has one loss, multiplied by one scale: a scaler per group
       # would unscale each group by its own.
       raise ValueError(
-          f"{fn}: a group's optimizer is a grad_scaler; wrap all groups in one, "
-          "grad_scaler(param_groups(...)), as torch's one GradScaler steps one "
-          "optimizer with all its param groups"
+        f"{fn}: a group's optimizer is a grad_scaler; wrap all groups in one, "
+        "grad_scaler(param_groups(...)), as torch's one GradScaler steps one "
+        "optimizer with all its param groups"
       )
     return state
 

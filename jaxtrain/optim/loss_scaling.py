@@ -34,8 +34,8 @@ from jaxtrain.optim import _checks
 # and optax optimizer given a schedule, optax.inject_hyperparams' hyper-parameters).
 _SCHEDULE_STATES = (optax.ScaleByScheduleState,)
 _INJECT_STATES = (
-    optax.InjectHyperparamsState,
-    optax.InjectStatefulHyperparamsState,
+  optax.InjectHyperparamsState,
+  optax.InjectStatefulHyperparamsState,
 )
 
 
@@ -49,12 +49,12 @@ class GradScalerState(NamedTuple):
 
 
 def grad_scaler(
-    optimizer: optax.GradientTransformation,
-    *,
-    init_scale: float = 2.0**16,
-    growth_factor: float = 2.0,
-    backoff_factor: float = 0.5,
-    growth_interval: int = 2000,
+  optimizer: optax.GradientTransformation,
+  *,
+  init_scale: float = 2.0**16,
+  growth_factor: float = 2.0,
+  backoff_factor: float = 0.5,
+  growth_interval: int = 2000,
 ) -> optax.GradientTransformationExtraArgs:
   """Wraps ``optimizer`` in ``torch.amp.GradScaler``'s dynamic loss scaling.
 
@@ -173,9 +173,7 @@ def grad_scaler(
   with np.errstate(over="ignore", under="ignore"):
     init_scale32 = np.float32(init_scale)
   if not (np.isfinite(init_scale32) and init_scale32 > 0):
-    raise ValueError(
-        f"{fn}: init_scale must be a finite number > 0 in float32, got {init_scale!r}"
-    )
+    raise ValueError(f"{fn}: init_scale must be a finite number > 0 in float32, got {init_scale!r}")
   growth_interval = _checks.positive_integer(fn, "growth_interval", growth_interval)
   if growth_interval > np.iinfo(np.int32).max:
     # torch's tracker is an int32 too; it would overflow before reaching it.
@@ -188,10 +186,10 @@ def grad_scaler(
     inner_state = inner.init(params)
     _reject_nested(inner_state)
     return GradScalerState(
-        scale=jnp.asarray(init_scale32, jnp.float32),
-        growth_tracker=jnp.zeros([], jnp.int32),
-        found_inf=jnp.zeros([], jnp.int32),
-        inner_state=inner_state,
+      scale=jnp.asarray(init_scale32, jnp.float32),
+      growth_tracker=jnp.zeros([], jnp.int32),
+      found_inf=jnp.zeros([], jnp.int32),
+      inner_state=inner_state,
     )
 
   def update_fn(updates, state, params=None, **extra_args):
@@ -199,31 +197,27 @@ def grad_scaler(
     _check_gradient_dtypes(leaves)
     inv_scale = _reciprocal(state.scale)
     found = functools.reduce(
-        jnp.logical_or, [jnp.any(~jnp.isfinite(g)) for g in leaves], jnp.zeros([], bool)
+      jnp.logical_or, [jnp.any(~jnp.isfinite(g)) for g in leaves], jnp.zeros([], bool)
     )
     unscaled = jax.tree.map(functools.partial(_unscale, inv_scale=inv_scale), updates)
-    inner_updates, inner_state = inner.update(
-        unscaled, state.inner_state, params, **extra_args
-    )
-    inner_updates = jax.tree.map(
-        lambda u: jnp.where(found, jnp.zeros_like(u), u), inner_updates
-    )
+    inner_updates, inner_state = inner.update(unscaled, state.inner_state, params, **extra_args)
+    inner_updates = jax.tree.map(lambda u: jnp.where(found, jnp.zeros_like(u), u), inner_updates)
     inner_state = _after_skip(found, state.inner_state, inner_state)
     # torch._amp_update_scale_.
     successful = state.growth_tracker + 1
     grow = successful == growth_interval
     grown = state.scale * growth32
     scale = jnp.where(
-        found,
-        state.scale * backoff32,
-        jnp.where(grow & jnp.isfinite(grown), grown, state.scale),
+      found,
+      state.scale * backoff32,
+      jnp.where(grow & jnp.isfinite(grown), grown, state.scale),
     )
     tracker = jnp.where(found | grow, jnp.zeros_like(successful), successful)
     return inner_updates, GradScalerState(
-        scale=scale,
-        growth_tracker=tracker,
-        found_inf=found.astype(jnp.int32),
-        inner_state=inner_state,
+      scale=scale,
+      growth_tracker=tracker,
+      found_inf=found.astype(jnp.int32),
+      inner_state=inner_state,
     )
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
@@ -256,9 +250,9 @@ def _check_gradient_dtypes(leaves) -> None:
     dtype = jnp.result_type(g)
     if dtype == jnp.float16:
       raise TypeError(
-          "Attempting to unscale FP16 gradients. (grad_scaler: as torch's GradScaler, "
-          "it needs float32 parameters and gradients; run the forward pass in float16 "
-          "and keep float32 parameters)"
+        "Attempting to unscale FP16 gradients. (grad_scaler: as torch's GradScaler, "
+        "it needs float32 parameters and gradients; run the forward pass in float16 "
+        "and keep float32 parameters)"
       )
     if not jnp.issubdtype(dtype, jnp.floating):
       raise TypeError(f"grad_scaler: gradients must be floating point, got a leaf of {dtype}")
@@ -290,39 +284,39 @@ def _after_skip(found: jax.Array, old: Any, new: Any) -> Any:
 
 def _reject_nested(inner_state) -> None:
   nodes = jax.tree.leaves(
-      inner_state, is_leaf=lambda x: isinstance(x, (GradScalerState, optax.MultiStepsState))
+    inner_state, is_leaf=lambda x: isinstance(x, (GradScalerState, optax.MultiStepsState))
   )
   for node in nodes:
     if isinstance(node, GradScalerState):
       raise ValueError(
-          "grad_scaler: the optimizer it wraps holds another grad_scaler; use one, "
-          "around everything (the loss can be multiplied by one scale)"
+        "grad_scaler: the optimizer it wraps holds another grad_scaler; use one, "
+        "around everything (the loss can be multiplied by one scale)"
       )
     if isinstance(node, optax.MultiStepsState):
       raise ValueError(
-          "grad_scaler: the optimizer it wraps accumulates gradients (accumulate); "
-          "compose accumulate(grad_scaler(optimizer), every_k), which unscales and "
-          "checks the accumulated gradient once per update, as torch does"
+        "grad_scaler: the optimizer it wraps accumulates gradients (accumulate); "
+        "compose accumulate(grad_scaler(optimizer), every_k), which unscales and "
+        "checks the accumulated gradient once per update, as torch does"
       )
 
 
 def _the_scaler_state(opt_state, fn: str) -> GradScalerState:
   found = [
-      node
-      for node in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, GradScalerState))
-      if isinstance(node, GradScalerState)
+    node
+    for node in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, GradScalerState))
+    if isinstance(node, GradScalerState)
   ]
   if not found:
     raise ValueError(
-        f"{fn}: opt_state holds no GradScalerState; build the optimizer with "
-        "jaxtrain.optim.grad_scaler(...) (got a state of type "
-        f"{type(opt_state).__name__})"
+      f"{fn}: opt_state holds no GradScalerState; build the optimizer with "
+      "jaxtrain.optim.grad_scaler(...) (got a state of type "
+      f"{type(opt_state).__name__})"
     )
   if len(found) > 1:
     raise ValueError(
-        f"{fn}: opt_state holds {len(found)} GradScalerStates (one grad_scaler per "
-        "param group?); the loss can be multiplied by one scale: wrap all groups in "
-        "one grad_scaler(param_groups(...))"
+      f"{fn}: opt_state holds {len(found)} GradScalerStates (one grad_scaler per "
+      "param group?); the loss can be multiplied by one scale: wrap all groups in "
+      "one grad_scaler(param_groups(...))"
     )
   return found[0]
 

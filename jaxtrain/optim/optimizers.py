@@ -34,8 +34,7 @@ from collections.abc import Callable, Sequence
 import jax
 import optax
 
-from jaxtrain.optim import _checks
-from jaxtrain.optim import _transforms
+from jaxtrain.optim import _checks, _transforms
 
 ScalarOrSchedule = float | Callable[[jax.typing.ArrayLike], jax.typing.ArrayLike]
 
@@ -91,13 +90,13 @@ def _is_zero(value) -> bool:
 
 
 def sgd(
-    lr: ScalarOrSchedule = 1e-3,
-    momentum: float = 0.0,
-    dampening: float = 0.0,
-    weight_decay: float = 0.0,
-    nesterov: bool = False,
-    *,
-    maximize: bool = False,
+  lr: ScalarOrSchedule = 1e-3,
+  momentum: float = 0.0,
+  dampening: float = 0.0,
+  weight_decay: float = 0.0,
+  nesterov: bool = False,
+  *,
+  maximize: bool = False,
 ) -> optax.GradientTransformation:
   """Stochastic gradient descent, as ``torch.optim.SGD``.
 
@@ -139,10 +138,10 @@ def sgd(
   _check_nonnegative("sgd", "momentum", momentum, f"Invalid momentum value: {momentum}")
   _checks.number("sgd", "dampening", dampening)
   _checks.check_value(
-      lambda x: not math.isnan(x), dampening, f"Invalid dampening value: {dampening}"
+    lambda x: not math.isnan(x), dampening, f"Invalid dampening value: {dampening}"
   )
   _check_nonnegative(
-      "sgd", "weight_decay", weight_decay, f"Invalid weight_decay value: {weight_decay}"
+    "sgd", "weight_decay", weight_decay, f"Invalid weight_decay value: {weight_decay}"
   )
   _check_flags("sgd", nesterov=nesterov, maximize=maximize)
   if nesterov and not (_is_traced(momentum) or _is_traced(dampening)):
@@ -155,22 +154,22 @@ def sgd(
   else:
     momentum_transform = _transforms.trace_with_dampening(momentum, dampening, nesterov)
   return _chain(
-      _maximize(maximize),
-      _weight_decay(weight_decay),
-      momentum_transform,
-      optax.scale_by_learning_rate(lr),
+    _maximize(maximize),
+    _weight_decay(weight_decay),
+    momentum_transform,
+    optax.scale_by_learning_rate(lr),
   )
 
 
 def rmsprop(
-    lr: ScalarOrSchedule = 1e-2,
-    alpha: float = 0.99,
-    eps: float = 1e-8,
-    weight_decay: float = 0.0,
-    momentum: float = 0.0,
-    centered: bool = False,
-    *,
-    maximize: bool = False,
+  lr: ScalarOrSchedule = 1e-2,
+  alpha: float = 0.99,
+  eps: float = 1e-8,
+  weight_decay: float = 0.0,
+  momentum: float = 0.0,
+  centered: bool = False,
+  *,
+  maximize: bool = False,
 ) -> optax.GradientTransformation:
   """RMSprop, as ``torch.optim.RMSprop``.
 
@@ -213,23 +212,23 @@ def rmsprop(
   _check_nonnegative("rmsprop", "eps", eps, f"Invalid epsilon value: {eps}")
   _check_nonnegative("rmsprop", "momentum", momentum, f"Invalid momentum value: {momentum}")
   _check_nonnegative(
-      "rmsprop", "weight_decay", weight_decay, f"Invalid weight_decay value: {weight_decay}"
+    "rmsprop", "weight_decay", weight_decay, f"Invalid weight_decay value: {weight_decay}"
   )
   _check_nonnegative("rmsprop", "alpha", alpha, f"Invalid alpha value: {alpha}")
   _check_flags("rmsprop", centered=centered, maximize=maximize)
   scale = optax.scale_by_stddev if centered else optax.scale_by_rms
   return _chain(
-      _maximize(maximize),
-      _weight_decay(weight_decay),
-      scale(decay=alpha, eps=eps, initial_scale=0.0, eps_in_sqrt=False, bias_correction=False),
-      # torch: `if momentum > 0`; the buffer starts at zero, as optax.trace's.
-      None if _is_zero(momentum) else optax.trace(decay=momentum),
-      optax.scale_by_learning_rate(lr),
+    _maximize(maximize),
+    _weight_decay(weight_decay),
+    scale(decay=alpha, eps=eps, initial_scale=0.0, eps_in_sqrt=False, bias_correction=False),
+    # torch: `if momentum > 0`; the buffer starts at zero, as optax.trace's.
+    None if _is_zero(momentum) else optax.trace(decay=momentum),
+    optax.scale_by_learning_rate(lr),
   )
 
 
 def _check_adam(
-    fn: str, lr, betas: Sequence[float], eps, weight_decay, amsgrad, maximize
+  fn: str, lr, betas: Sequence[float], eps, weight_decay, amsgrad, maximize
 ) -> tuple[float, float]:
   """Adam's and AdamW's checks, in torch's order; returns the betas as floats."""
   _check_lr(fn, lr)
@@ -240,20 +239,20 @@ def _check_adam(
     # torch: `not 0.0 <= betas[i] < 1.0`, which rejects NaN.
     _checks.check_value(lambda x: 0.0 <= x < 1.0, b, f"Invalid beta parameter at index {i}: {b}")
   _check_nonnegative(
-      fn, "weight_decay", weight_decay, f"Invalid weight_decay value: {weight_decay}"
+    fn, "weight_decay", weight_decay, f"Invalid weight_decay value: {weight_decay}"
   )
   _check_flags(fn, amsgrad=amsgrad, maximize=maximize)
   return float(b1), float(b2)
 
 
 def adam(
-    lr: ScalarOrSchedule = 1e-3,
-    betas: tuple[float, float] = (0.9, 0.999),
-    eps: float = 1e-8,
-    weight_decay: float = 0.0,
-    amsgrad: bool = False,
-    *,
-    maximize: bool = False,
+  lr: ScalarOrSchedule = 1e-3,
+  betas: tuple[float, float] = (0.9, 0.999),
+  eps: float = 1e-8,
+  weight_decay: float = 0.0,
+  amsgrad: bool = False,
+  *,
+  maximize: bool = False,
 ) -> optax.GradientTransformation:
   """Adam, as ``torch.optim.Adam``; ``weight_decay`` is L2 added to the gradient.
 
@@ -292,21 +291,21 @@ def adam(
   """
   b1, b2 = _check_adam("adam", lr, betas, eps, weight_decay, amsgrad, maximize)
   return _chain(
-      _maximize(maximize),
-      _weight_decay(weight_decay),
-      _transforms.scale_by_torch_adam(b1, b2, eps, amsgrad),
-      optax.scale_by_learning_rate(lr),
+    _maximize(maximize),
+    _weight_decay(weight_decay),
+    _transforms.scale_by_torch_adam(b1, b2, eps, amsgrad),
+    optax.scale_by_learning_rate(lr),
   )
 
 
 def adamw(
-    lr: ScalarOrSchedule = 1e-3,
-    betas: tuple[float, float] = (0.9, 0.999),
-    eps: float = 1e-8,
-    weight_decay: float = 1e-2,
-    amsgrad: bool = False,
-    *,
-    maximize: bool = False,
+  lr: ScalarOrSchedule = 1e-3,
+  betas: tuple[float, float] = (0.9, 0.999),
+  eps: float = 1e-8,
+  weight_decay: float = 1e-2,
+  amsgrad: bool = False,
+  *,
+  maximize: bool = False,
 ) -> optax.GradientTransformation:
   """AdamW (decoupled weight decay), as ``torch.optim.AdamW``.
 
@@ -337,21 +336,21 @@ def adamw(
   """
   b1, b2 = _check_adam("adamw", lr, betas, eps, weight_decay, amsgrad, maximize)
   return _chain(
-      _maximize(maximize),
-      _transforms.scale_by_torch_adam(b1, b2, eps, amsgrad),
-      _weight_decay(weight_decay),
-      optax.scale_by_learning_rate(lr),
+    _maximize(maximize),
+    _transforms.scale_by_torch_adam(b1, b2, eps, amsgrad),
+    _weight_decay(weight_decay),
+    optax.scale_by_learning_rate(lr),
   )
 
 
 def adagrad(
-    lr: ScalarOrSchedule = 1e-2,
-    lr_decay: float = 0.0,
-    weight_decay: float = 0.0,
-    initial_accumulator_value: float = 0.0,
-    eps: float = 1e-10,
-    *,
-    maximize: bool = False,
+  lr: ScalarOrSchedule = 1e-2,
+  lr_decay: float = 0.0,
+  weight_decay: float = 0.0,
+  initial_accumulator_value: float = 0.0,
+  eps: float = 1e-10,
+  *,
+  maximize: bool = False,
 ) -> optax.GradientTransformation:
   """Adagrad, as ``torch.optim.Adagrad``.
 
@@ -393,22 +392,22 @@ def adagrad(
   _check_lr("adagrad", lr)
   _check_nonnegative("adagrad", "lr_decay", lr_decay, f"Invalid lr_decay value: {lr_decay}")
   _check_nonnegative(
-      "adagrad", "weight_decay", weight_decay, f"Invalid weight_decay value: {weight_decay}"
+    "adagrad", "weight_decay", weight_decay, f"Invalid weight_decay value: {weight_decay}"
   )
   _check_nonnegative(
-      "adagrad",
-      "initial_accumulator_value",
-      initial_accumulator_value,
-      f"Invalid initial_accumulator_value value: {initial_accumulator_value}",
+    "adagrad",
+    "initial_accumulator_value",
+    initial_accumulator_value,
+    f"Invalid initial_accumulator_value value: {initial_accumulator_value}",
   )
   _check_nonnegative("adagrad", "eps", eps, f"Invalid epsilon value: {eps}")
   _check_flags("adagrad", maximize=maximize)
   return _chain(
-      _maximize(maximize),
-      _weight_decay(weight_decay),
-      _transforms.scale_by_torch_adagrad(initial_accumulator_value, eps),
-      # torch's step counter, not the schedule's count: they part when a step is
-      # skipped (grad_scaler), where torch's scheduler steps and its Adagrad does not.
-      None if _is_zero(lr_decay) else _transforms.scale_by_inverse_time_decay(lr_decay),
-      optax.scale_by_learning_rate(lr),
+    _maximize(maximize),
+    _weight_decay(weight_decay),
+    _transforms.scale_by_torch_adagrad(initial_accumulator_value, eps),
+    # torch's step counter, not the schedule's count: they part when a step is
+    # skipped (grad_scaler), where torch's scheduler steps and its Adagrad does not.
+    None if _is_zero(lr_decay) else _transforms.scale_by_inverse_time_decay(lr_decay),
+    optax.scale_by_learning_rate(lr),
   )

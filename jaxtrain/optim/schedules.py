@@ -83,7 +83,7 @@ def _epoch(count: jax.typing.ArrayLike, steps_per_epoch: int) -> jax.Array:
 
 
 def step_lr(
-    lr: float, step_size: int, gamma: float = 0.1, *, steps_per_epoch: int = 1
+  lr: float, step_size: int, gamma: float = 0.1, *, steps_per_epoch: int = 1
 ) -> optax.Schedule:
   """``torch.optim.lr_scheduler.StepLR``: decay by ``gamma`` every ``step_size`` epochs.
 
@@ -119,7 +119,7 @@ def step_lr(
 
 
 def multistep_lr(
-    lr: float, milestones: Iterable[int], gamma: float = 0.1, *, steps_per_epoch: int = 1
+  lr: float, milestones: Iterable[int], gamma: float = 0.1, *, steps_per_epoch: int = 1
 ) -> optax.Schedule:
   """``torch.optim.lr_scheduler.MultiStepLR``: decay by ``gamma`` at each milestone epoch.
 
@@ -176,7 +176,11 @@ def exponential_lr(lr: float, gamma: float, *, steps_per_epoch: int = 1) -> opta
 
 
 def cosine_annealing_lr(
-    lr: float, T_max: int, eta_min: float = 0.0, *, steps_per_epoch: int = 1  # noqa: N803
+  lr: float,
+  T_max: int,
+  eta_min: float = 0.0,
+  *,
+  steps_per_epoch: int = 1,  # noqa: N803
 ) -> optax.Schedule:
   """``torch.optim.lr_scheduler.CosineAnnealingLR``.
 
@@ -215,7 +219,7 @@ def cosine_annealing_lr(
   # torch checks nothing; a negative eta_min makes negative learning rates.
   eta_min = _checks.finite_nonnegative("cosine_annealing_lr", "eta_min", eta_min)
   steps_per_epoch = _checks.positive_integer(
-      "cosine_annealing_lr", "steps_per_epoch", steps_per_epoch
+    "cosine_annealing_lr", "steps_per_epoch", steps_per_epoch
   )
   quarter_turn = np.float32(math.pi / (2 * T_max))
 

@@ -47,45 +47,33 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jaxtrain.reporting.console import ConsoleWriter
-from jaxtrain.reporting.console import EpochBar
-from jaxtrain.reporting.console import draws_in_place
-from jaxtrain.reporting.curves import CurvesWriter
-from jaxtrain.reporting.curves import plot_curves
-from jaxtrain.reporting.curves import title_from_config
-from jaxtrain.reporting.files import OutputError
-from jaxtrain.reporting.files import writing
-from jaxtrain.reporting.record import COLUMNS
-from jaxtrain.reporting.record import EpochResult
-from jaxtrain.reporting.record import as_result
-from jaxtrain.reporting.record import format_epoch
-from jaxtrain.reporting.run_files import CsvWriter
-from jaxtrain.reporting.run_files import JsonlWriter
-from jaxtrain.reporting.run_files import write_config
-from jaxtrain.reporting.tensorboard import TAGS
-from jaxtrain.reporting.tensorboard import TensorBoardWriter
+from jaxtrain.reporting.console import ConsoleWriter, EpochBar, draws_in_place
+from jaxtrain.reporting.curves import CurvesWriter, plot_curves, title_from_config
+from jaxtrain.reporting.files import OutputError, writing
+from jaxtrain.reporting.record import COLUMNS, EpochResult, as_result, format_epoch
+from jaxtrain.reporting.run_files import CsvWriter, JsonlWriter, write_config
+from jaxtrain.reporting.tensorboard import TAGS, TensorBoardWriter
 from jaxtrain.reporting.tfevents import read_scalars
-from jaxtrain.reporting.writer import MultiWriter
-from jaxtrain.reporting.writer import Writer
+from jaxtrain.reporting.writer import MultiWriter, Writer
 
 __all__ = [
-    "COLUMNS",
-    "MODES",
-    "TAGS",
-    "ConsoleWriter",
-    "CsvWriter",
-    "CurvesWriter",
-    "EpochBar",
-    "EpochResult",
-    "JsonlWriter",
-    "MultiWriter",
-    "OutputError",
-    "Reporter",
-    "TensorBoardWriter",
-    "Writer",
-    "format_epoch",
-    "plot_curves",
-    "read_scalars",
+  "COLUMNS",
+  "MODES",
+  "TAGS",
+  "ConsoleWriter",
+  "CsvWriter",
+  "CurvesWriter",
+  "EpochBar",
+  "EpochResult",
+  "JsonlWriter",
+  "MultiWriter",
+  "OutputError",
+  "Reporter",
+  "TensorBoardWriter",
+  "Writer",
+  "format_epoch",
+  "plot_curves",
+  "read_scalars",
 ]
 
 MODES = ("bar", "lines", "quiet", "json")
@@ -124,8 +112,16 @@ class Reporter:
       ``end_epoch`` and ``close``).
   """
 
-  def __init__(self, *, out_dir: str | os.PathLike | None, mode: str = "bar", epochs: int,
-               config: Mapping[str, Any] | None = None, stream=None, history: Sequence = ()):
+  def __init__(
+    self,
+    *,
+    out_dir: str | os.PathLike | None,
+    mode: str = "bar",
+    epochs: int,
+    config: Mapping[str, Any] | None = None,
+    stream=None,
+    history: Sequence = (),
+  ):
     if mode not in MODES:
       raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got mode={mode!r}")
     if epochs < 1:
@@ -152,11 +148,14 @@ class Reporter:
         os.makedirs(self.out_dir, exist_ok=True)
       write_config(os.path.join(self.out_dir, "config.json"), self.config)
       writers += [
-          JsonlWriter(os.path.join(self.out_dir, "metrics.jsonl")),
-          CsvWriter(os.path.join(self.out_dir, "metrics.csv")),
-          TensorBoardWriter(os.path.join(self.out_dir, "tensorboard")),
-          CurvesWriter(os.path.join(self.out_dir, "curves.png"),
-                       title=title_from_config(self.config), draw=plot_curves),
+        JsonlWriter(os.path.join(self.out_dir, "metrics.jsonl")),
+        CsvWriter(os.path.join(self.out_dir, "metrics.csv")),
+        TensorBoardWriter(os.path.join(self.out_dir, "tensorboard")),
+        CurvesWriter(
+          os.path.join(self.out_dir, "curves.png"),
+          title=title_from_config(self.config),
+          draw=plot_curves,
+        ),
       ]
     self._writers = MultiWriter(writers)
     self._writers.start(self.history)
@@ -189,8 +188,9 @@ class Reporter:
       raise RuntimeError("end_epoch() after close()")
     result = as_result(result)
     self.history.append(result)
-    self._writers.write_epoch(result, line if line is not None else format_epoch(result,
-                                                                                  self.epochs))
+    self._writers.write_epoch(
+      result, line if line is not None else format_epoch(result, self.epochs)
+    )
 
   def close(self) -> None:
     """Closes the bar and the event file, and waits for the last curves; idempotent.

@@ -48,8 +48,9 @@ class EpochBar:
   draw: not ``'bar'`` mode, or not a terminal), every method does nothing.
   """
 
-  def __init__(self, stream=None, *, epoch: int = 1, epochs: int = 1, num_batches: int = 0,
-               batch_size: int = 1):
+  def __init__(
+    self, stream=None, *, epoch: int = 1, epochs: int = 1, num_batches: int = 0, batch_size: int = 1
+  ):
     self._batch_size = batch_size
     self._bar = None
     if stream is None:
@@ -64,9 +65,14 @@ class EpochBar:
     width = len(str(epochs))
     total = num_batches * batch_size
     self._bar = tqdm(
-        total=total, desc=f"epoch {epoch:{width}d}/{epochs}", unit="img",
-        unit_scale=total >= 1000, leave=False, mininterval=0.5, file=stream,
-        dynamic_ncols=True,
+      total=total,
+      desc=f"epoch {epoch:{width}d}/{epochs}",
+      unit="img",
+      unit_scale=total >= 1000,
+      leave=False,
+      mininterval=0.5,
+      file=stream,
+      dynamic_ncols=True,
     )
 
   @property
@@ -118,8 +124,7 @@ class ConsoleWriter(Writer):
 
   def __init__(self, stream, *, mode: str, epochs: int):
     if mode not in self.MODES:
-      raise ValueError(f"mode must be one of {', '.join(map(repr, self.MODES))}, "
-                       f"got mode={mode!r}")
+      raise ValueError(f"mode must be one of {', '.join(map(repr, self.MODES))}, got mode={mode!r}")
     self._stream = stream
     self._mode = mode
     self._epochs = epochs
@@ -133,8 +138,9 @@ class ConsoleWriter(Writer):
     """The bar of epoch ``epoch``, drawn in ``'bar'`` mode (else inactive)."""
     self._bar.close()  # a bar left open by the caller: replace it
     stream = self._stream if self._mode == "bar" else None
-    self._bar = EpochBar(stream, epoch=epoch, epochs=self._epochs, num_batches=num_batches,
-                         batch_size=batch_size)
+    self._bar = EpochBar(
+      stream, epoch=epoch, epochs=self._epochs, num_batches=num_batches, batch_size=batch_size
+    )
     return self._bar
 
   def write_epoch(self, result: EpochResult, line: str) -> None:

@@ -120,8 +120,9 @@ def plot_curves(history: list, path: str | os.PathLike, *, title: str | None = N
   train_color, test_color = "tab:blue", "tab:orange"
 
   ax_loss.plot(epochs, column("train_loss"), color=train_color, label="train loss", **style)
-  ax_loss.plot(epochs, column("test_loss"), color=test_color, linestyle="--",
-               label="test loss", **style)
+  ax_loss.plot(
+    epochs, column("test_loss"), color=test_color, linestyle="--", label="test loss", **style
+  )
   ax_loss.set_ylabel("loss")
   losses = [v for v in column("train_loss") + column("test_loss") if math.isfinite(v)]
   if losses and min(losses) >= 0:
@@ -130,8 +131,9 @@ def plot_curves(history: list, path: str | os.PathLike, *, title: str | None = N
     ax_loss.set_ylim(0, 1.05 * max(losses) or 1.0)
 
   ax_acc.plot(epochs, column("train_acc"), color=train_color, label="train acc", **style)
-  ax_acc.plot(epochs, column("test_acc"), color=test_color, linestyle="--",
-              label="test acc", **style)
+  ax_acc.plot(
+    epochs, column("test_acc"), color=test_color, linestyle="--", label="test acc", **style
+  )
   ax_acc.set_ylabel("accuracy")
   ax_acc.set_ylim(0, 1.02)  # fixed: comparable across runs, and 100 % stays visible
   ax_acc.yaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0))
@@ -139,9 +141,18 @@ def plot_curves(history: list, path: str | os.PathLike, *, title: str | None = N
   finite = [(v, e) for v, e in zip(test_acc, epochs) if math.isfinite(v)]
   if finite:
     best, best_epoch = max(finite, key=lambda p: (p[0], -p[1]))  # the first best epoch
-    ax_acc.plot([best_epoch], [best], marker="*", markersize=10, color=test_color,
-                markeredgecolor="black", markeredgewidth=0.6, linestyle="none",
-                label=f"best test {best:.1%} (epoch {best_epoch})", zorder=3)
+    ax_acc.plot(
+      [best_epoch],
+      [best],
+      marker="*",
+      markersize=10,
+      color=test_color,
+      markeredgecolor="black",
+      markeredgewidth=0.6,
+      linestyle="none",
+      label=f"best test {best:.1%} (epoch {best_epoch})",
+      zorder=3,
+    )
 
   # Learning-rate changes (StepLR, MultiStepLR) as faint vertical lines between
   # the epochs: they explain the kinks in the curves. Schedules that change the
@@ -152,8 +163,13 @@ def plot_curves(history: list, path: str | os.PathLike, *, title: str | None = N
   if 0 < len(changes) <= 6:
     for ax in (ax_loss, ax_acc):
       for i, x in enumerate(changes):
-        ax.axvline(x, color="gray", linestyle=":", linewidth=1,
-                   label="lr change" if i == 0 and ax is ax_loss else None)
+        ax.axvline(
+          x,
+          color="gray",
+          linestyle=":",
+          linewidth=1,
+          label="lr change" if i == 0 and ax is ax_loss else None,
+        )
 
   for ax in (ax_loss, ax_acc):
     ax.set_xlabel("epoch")

@@ -53,10 +53,12 @@ def as_result(result: Any) -> EpochResult:
     except (KeyError, AttributeError):
       if field.default is not dataclasses.MISSING:
         continue
-      required = [f.name for f in dataclasses.fields(EpochResult)
-                  if f.default is dataclasses.MISSING]
-      raise TypeError(f"result {result!r} has no field {field.name!r}; expected the fields "
-                      f"{', '.join(required)}") from None
+      required = [
+        f.name for f in dataclasses.fields(EpochResult) if f.default is dataclasses.MISSING
+      ]
+      raise TypeError(
+        f"result {result!r} has no field {field.name!r}; expected the fields {', '.join(required)}"
+      ) from None
     # The annotations are strings (``from __future__ import annotations``).
     values[field.name] = int(value) if field.type == "int" else float(value)
   return EpochResult(**values)
@@ -70,7 +72,9 @@ def format_epoch(r: EpochResult, epochs: int) -> str:
   were skipped.
   """
   width = len(str(epochs))
-  return (f"epoch {r.epoch:{width}d}/{epochs}  lr {r.lr:.2e}  loss {r.train_loss:.4f}  "
-          f"train acc {r.train_acc:.4f}  test acc {r.test_acc:.4f}  "
-          f"running_loss {r.running_loss:.4f}  ({r.seconds:.1f}s)"
-          + (f"  skipped {r.skipped}" if r.skipped else ""))
+  return (
+    f"epoch {r.epoch:{width}d}/{epochs}  lr {r.lr:.2e}  loss {r.train_loss:.4f}  "
+    f"train acc {r.train_acc:.4f}  test acc {r.test_acc:.4f}  "
+    f"running_loss {r.running_loss:.4f}  ({r.seconds:.1f}s)"
+    + (f"  skipped {r.skipped}" if r.skipped else "")
+  )

@@ -18,8 +18,11 @@ from jaxtrain.reporting.writer import Writer
 
 def write_config(path: str, config: Mapping[str, Any] | None) -> None:
   """Writes ``config`` as indented, key-sorted JSON (``{}`` for None), atomically."""
-  write_atomic(path, json.dumps(config if config is not None else {}, indent=2, sort_keys=True,
-                                default=_json_value) + "\n")
+  write_atomic(
+    path,
+    json.dumps(config if config is not None else {}, indent=2, sort_keys=True, default=_json_value)
+    + "\n",
+  )
 
 
 def _json_value(value: Any) -> Any:

@@ -13,14 +13,14 @@ from jaxtrain.reporting.writer import Writer
 # TensorBoard tag -> result field. Tags are grouped by their prefix ("loss/",
 # "accuracy/") so that TensorBoard draws train and test in the same section.
 TAGS = {
-    "loss/train": "train_loss",
-    "loss/test": "test_loss",
-    "accuracy/train": "train_acc",
-    "accuracy/test": "test_acc",
-    "lr": "lr",
-    "running_loss": "running_loss",
-    "time/epoch_seconds": "seconds",
-    "skipped_updates": "skipped",
+  "loss/train": "train_loss",
+  "loss/test": "test_loss",
+  "accuracy/train": "train_acc",
+  "accuracy/test": "test_acc",
+  "lr": "lr",
+  "running_loss": "running_loss",
+  "time/epoch_seconds": "seconds",
+  "skipped_updates": "skipped",
 }
 
 
@@ -54,11 +54,18 @@ class TensorBoardWriter(Writer):
       if self._events is None:
         os.makedirs(self.logdir, exist_ok=True)
         self._events = EventsWriter(os.path.join(self.logdir, "events"))
-      self._events.write_event(event_pb2.Event(
-          wall_time=time.time(), step=result.epoch,
-          summary=summary_pb2.Summary(value=[
+      self._events.write_event(
+        event_pb2.Event(
+          wall_time=time.time(),
+          step=result.epoch,
+          summary=summary_pb2.Summary(
+            value=[
               summary_pb2.Summary.Value(tag=tag, simple_value=values[field])
-              for tag, field in TAGS.items()])))
+              for tag, field in TAGS.items()
+            ]
+          ),
+        )
+      )
       self._events.flush()
 
   def close(self) -> None:

@@ -38,8 +38,9 @@ def _records(path: str, *, check_crc: bool) -> Iterable[bytes]:
       yield data
 
 
-def read_scalars(tensorboard_dir: str | os.PathLike, *,
-                 check_crc: bool = True) -> dict[str, list[tuple[int, float]]]:
+def read_scalars(
+  tensorboard_dir: str | os.PathLike, *, check_crc: bool = True
+) -> dict[str, list[tuple[int, float]]]:
   """Reads the scalars of TensorBoard event files, without TensorFlow or TensorBoard.
 
   Args:
@@ -55,8 +56,11 @@ def read_scalars(tensorboard_dir: str | os.PathLike, *,
   from tensorboardX.proto import event_pb2  # noqa: PLC0415
 
   path = os.fspath(tensorboard_dir)
-  files = [path] if os.path.isfile(path) else sorted(
-      glob.glob(os.path.join(path, "**", "*tfevents*"), recursive=True))
+  files = (
+    [path]
+    if os.path.isfile(path)
+    else sorted(glob.glob(os.path.join(path, "**", "*tfevents*"), recursive=True))
+  )
   scalars: dict[str, list[tuple[int, float]]] = {}
   for name in files:
     for data in _records(name, check_crc=check_crc):

@@ -1,9 +1,17 @@
 """Run with XLA_FLAGS=--xla_force_host_platform_device_count=8 (tests/test_parallel.py):
 8-device measurements, printed as one line 'RESULT {json}'; argv[1]: a temporary folder."""
 
-import contextlib, io, json, os, sys
-import jax, jax.numpy as jnp, numpy as np
+import contextlib
+import io
+import json
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
 from flax import nnx
+
 import jaxtrain.losses as L
 from jaxtrain import evaluate, loop, models, optim, parallel, train
 from jaxtrain.train_step import create_train_state, make_epoch, make_eval_step, make_train_step
@@ -12,22 +20,27 @@ out = {"device_count": jax.device_count()}
 tmp = sys.argv[1]
 eight, one = parallel.data_mesh(), parallel.data_mesh(jax.devices()[:1])
 
+
 def maxdiff(a, b):
   a, b = jax.tree.leaves(a), jax.tree.leaves(b)
   assert len(a) == len(b) and a
   return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in zip(a, b))
 
+
 def close(a, b):
-  return all(np.allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
-             for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+  return all(
+    np.allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+  )
+
 
 rng = np.random.default_rng(0)
 x = rng.uniform(size=(80, 8, 8, 1)).astype(np.float32)
 y = rng.integers(0, 10, 80).astype(np.int32)
 order = rng.permutation(80).astype(np.int32).reshape(5, 16)  # 5 steps of batch 16
 MODELS = {
-    "mlp": lambda: models.MLP(in_features=64, hidden=32, num_classes=10, rngs=nnx.Rngs(0)),
-    "cnn": lambda: models.CNN(in_channels=1, image_size=8, num_classes=10, rngs=nnx.Rngs(0)),
+  "mlp": lambda: models.MLP(in_features=64, hidden=32, num_classes=10, rngs=nnx.Rngs(0)),
+  "cnn": lambda: models.CNN(in_channels=1, image_size=8, num_classes=10, rngs=nnx.Rngs(0)),
 }
 for name, make in MODELS.items():
   model, opt = make(), optim.sgd(0.1, momentum=0.9)
@@ -50,8 +63,9 @@ for name, make in MODELS.items():
   if name == "mlp":  # (the CNN's scan: through the CLI below would cost another fit; skipped)
     # The whole epoch as one scan, sharded over the 8 devices, from the same state.
     epoch = make_epoch(model, L.cross_entropy, opt, mesh=eight)
-    state, totals = epoch(create_train_state(model, opt, mesh=eight), jnp.asarray(x),
-                          jnp.asarray(y), order)
+    state, totals = epoch(
+      create_train_state(model, opt, mesh=eight), jnp.asarray(x), jnp.asarray(y), order
+    )
     out["scan_maxdiff"] = maxdiff(state.params, params["one"])
     out["scan_close"] = close(state.params, params["one"])
     out["scan_loss_maxdiff"] = float(np.max(np.abs(totals["batch_loss"] - np.array(losses["one"]))))
@@ -75,10 +89,14 @@ out["split_shape"] = list(split_x.shape)
 out["split_shard_rows"] = sorted({s.data.shape[0] for s in split_x.addressable_shards})
 out["split_devices"] = len(split_x.sharding.device_set)
 epoch = make_epoch(model, L.cross_entropy, opt, mesh=eight, image_max=255)
-hlo = epoch.lower(create_train_state(model, opt, mesh=eight), split_x, split_y,
-                  order).compile().as_text()
-out["split_all_gathered"] = [line.strip()[:120] for line in hlo.splitlines()
-                             if "all-gather" in line and "[88," in line]
+hlo = (
+  epoch.lower(create_train_state(model, opt, mesh=eight), split_x, split_y, order)
+  .compile()
+  .as_text()
+)
+out["split_all_gathered"] = [
+  line.strip()[:120] for line in hlo.splitlines() if "all-gather" in line and "[88," in line
+]
 
 # Evaluation with a batch size that does not divide by 8: padded to 32, mask 0.
 state = create_train_state(model, opt, mesh=eight)
@@ -86,8 +104,9 @@ ev8 = make_eval_step(model, L.cross_entropy, mesh=eight)
 ev1 = make_eval_step(model, L.cross_entropy, mesh=one)
 xe, ye = x[:75], y[:75]
 out["eval_eight"] = loop.evaluate(ev8, state, xe, ye, 30, mesh=eight)
-out["eval_one"] = loop.evaluate(ev1, jax.device_put(state, parallel.replicated(one)), xe, ye, 30,
-                                mesh=one)
+out["eval_one"] = loop.evaluate(
+  ev1, jax.device_put(state, parallel.replicated(one)), xe, ye, 30, mesh=one
+)
 
 # The CLI path on 8 devices, per step and scan-epoch, against loop.fit on one device.
 common = ["--model", "mlp", "--epochs", "2", "--progress", "quiet"]
@@ -101,7 +120,8 @@ out["evaluate_line"] = text.getvalue()
 
 # A global batch that does not divide by the 8 devices: one line, exit 2.
 with contextlib.redirect_stderr(io.StringIO()) as err:
-  out["bad_batch_code"] = train.main(common + ["--batch-size", "60",
-                                               "--out", os.path.join(tmp, "bad")])
+  out["bad_batch_code"] = train.main(
+    common + ["--batch-size", "60", "--out", os.path.join(tmp, "bad")]
+  )
 out["bad_batch_err"] = err.getvalue()
 print("RESULT " + json.dumps(out))

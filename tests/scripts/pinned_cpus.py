@@ -13,5 +13,9 @@ import torch  # noqa: E402
 
 line = bench_losses.pin_cpus(1)
 text = jax.jit(jnp.exp).lower(jnp.ones((1024, 100))).compile().as_text()
-print(len(os.sched_getaffinity(0)), torch.get_num_threads(),
-      'outer_dimension_partitions":["' in text, line)
+print(
+  len(os.sched_getaffinity(0)),
+  torch.get_num_threads(),
+  'outer_dimension_partitions":["' in text,
+  line,
+)

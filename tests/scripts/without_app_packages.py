@@ -13,8 +13,17 @@ import importlib.abc
 import runpy
 import sys
 
-APPLICATION = {"sklearn", "tensorflow_datasets", "array_record", "PIL", "tqdm", "matplotlib",
-               "tensorboardX", "importlib_resources", "torch"}
+APPLICATION = {
+  "sklearn",
+  "tensorflow_datasets",
+  "array_record",
+  "PIL",
+  "tqdm",
+  "matplotlib",
+  "tensorboardX",
+  "importlib_resources",
+  "torch",
+}
 
 
 class _NotInstalled(importlib.abc.MetaPathFinder):

@@ -263,7 +263,7 @@ class Config:
     has are dropped, and so are options its optimizer or schedule does not take
     (older versions saved them all).
     """
-    names = {_key(f): f.name for f in dataclasses.fields(cls)}
+    names = {flag_name(f): f.name for f in dataclasses.fields(cls)}
     names.update({f.name: f.name for f in dataclasses.fields(cls)})
     values = {}
     for key, value in raw.items():
@@ -273,10 +273,9 @@ class Config:
           continue
         raise ValueError(
           f"{source}: unknown key {key!r}; known keys: "
-          f"{', '.join(sorted(_key(f) for f in dataclasses.fields(cls)))}"
+          f"{', '.join(sorted(flag_name(f) for f in dataclasses.fields(cls)))}"
         )
-      field = next(f for f in dataclasses.fields(cls) if f.name == name)
-      _check_value(field, value, f"{source}: ")
+      _check_value(_field(name), value, f"{source}: ")
       values[name] = tuple(value) if isinstance(value, list) else value
     config = cls(**values)
     if saved:
@@ -301,21 +300,19 @@ def flag_name(field: dataclasses.Field) -> str:
   return field.metadata.get("flag") or field.name.replace("_", "-")
 
 
-def _key(field: dataclasses.Field) -> str:
-  return flag_name(field)
+def _field(name: str) -> dataclasses.Field:
+  return next(f for f in dataclasses.fields(Config) if f.name == name)
 
 
 def _flag(name: str) -> str:
-  field = next(f for f in dataclasses.fields(Config) if f.name == name)
-  return "--" + flag_name(field)
+  return "--" + flag_name(_field(name))
 
 
 def _check_choice(name: str, value) -> None:
-  field = next(f for f in dataclasses.fields(Config) if f.name == name)
-  _check_value(field, value, "")
+  _check_value(_field(name), value, "")
 
 
-def _base_type(field: dataclasses.Field):
+def base_type(field: dataclasses.Field):
   """The field's type without ``| None``."""
   hint = typing.get_type_hints(Config)[field.name]
   if typing.get_origin(hint) in (typing.Union, types.UnionType):
@@ -330,7 +327,7 @@ def _check_value(field: dataclasses.Field, value, prefix: str) -> None:
     if field.default is None:
       return
     raise TypeError(f"{prefix}{name} must be set, got None")
-  kind = _base_type(field)
+  kind = base_type(field)
   origin = typing.get_origin(kind)
   if kind is bool:
     ok = isinstance(value, bool)

@@ -13,6 +13,7 @@ prints and writes the run folder.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -187,15 +188,32 @@ def fit(
       reporter.end_epoch(result, line=line)
       if log and main:
         log(line)
-  finally:
-    try:
-      reporter.close()
-    finally:
-      if checkpoints:
-        checkpoints.close()  # waits for the last write
+  except BaseException:
+    # The error on its way out is the one to report: a failure while closing the
+    # outputs (a curves drawing, the last checkpoint write) must not replace it.
+    _close(reporter, checkpoints, quietly=True)
+    raise
+  _close(reporter, checkpoints, quietly=False)
   if config.out_dir and main:
     save_params(state, os.path.join(config.out_dir, "params.npz"))
   return state, results
+
+
+def _close(reporter: Reporter, checkpoints: Checkpointer | None, *, quietly: bool) -> None:
+  """Closes the run's outputs (waiting for the last checkpoint write), both of them."""
+  for output in (reporter, checkpoints):
+    if output is None:
+      continue
+    if quietly:
+      with contextlib.suppress(Exception):
+        output.close()
+    else:
+      try:
+        output.close()
+      except Exception:
+        if output is reporter and checkpoints is not None:
+          checkpoints.close()  # the last checkpoint is kept, whatever the reporter's error
+        raise
 
 
 def _claim_run_folder(out_dir: str, *, overwrite: bool) -> None:

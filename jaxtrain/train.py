@@ -62,7 +62,7 @@ def _default_text(field: dataclasses.Field) -> str:
 def _add_option(group, field: dataclasses.Field) -> None:
   """``field``'s flag, derived from its declaration in ``Config``."""
   meta = field.metadata
-  kind = config_lib._base_type(field)
+  kind = config_lib.base_type(field)
   default = _default_text(field)
   help_text = meta["help"] + (f" (default: {default})" if default else "")
   kw: dict = dict(dest=field.name, help=help_text)

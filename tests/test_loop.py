@@ -279,3 +279,20 @@ def test_data_order_is_a_function_of_seed_and_epoch():
   np.testing.assert_array_equal(epoch_permutation(100, 0, 1), epoch_permutation(100, 0, 1))
   assert not np.array_equal(epoch_permutation(100, 0, 1), epoch_permutation(100, 0, 2))
   assert not np.array_equal(epoch_permutation(100, 0, 1), epoch_permutation(100, 1, 1))
+
+
+def test_a_failure_while_closing_the_outputs_does_not_hide_the_error(digits, tmp_path, monkeypatch):
+  # Epoch 1's curves cannot be drawn (a full disk) and epoch 2 meets a NaN: the run's
+  # error is the NaN, which the closing of the outputs must not replace.
+  from jaxtrain import reporting
+
+  def full(*args, **kwargs):
+    raise OSError(28, "No space left on device")
+
+  monkeypatch.setattr(reporting, "plot_curves", full)
+  config = loop.Config(
+    model="softmax_regression", epochs=3, progress="quiet", out_dir=str(tmp_path / "run")
+  )
+  index, _ = _nan_in_epoch_2(digits, config.seed, config.batch_size)
+  with pytest.raises(loop.NonFiniteError, match="epoch 2"):
+    loop.fit(config, log=lambda line: None, data=_with_nan_image(digits, index))

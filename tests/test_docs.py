@@ -1,8 +1,9 @@
 """The documentation's code runs as written: every Python block of README.md and docs/*.md.
 
 Convention (docs/testing.md): a ```python block is runnable, self-contained (its
-imports and data are in the block), and runs in a fresh interpreter, in an empty
-working folder, with this checkout first on the path. A block that cannot run as
+imports and data are in the block), and runs with its own globals in an empty
+working folder, with this checkout first on the path (one fresh interpreter per
+page, tests/scripts/run_blocks.py). A block that cannot run as
 written (it needs torchvision, a prepared tfds dataset, or names defined elsewhere)
 is a fragment, marked by the line ``<!-- fragment -->`` right before its opening
 fence; a fragment must still parse. Blocks in any other language (bash, text,
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import json
 import os
 import pathlib
 import re
@@ -108,22 +110,34 @@ def test_fragments_parse(block):
   ast.parse(block.code, filename=block.name)
 
 
-@pytest.mark.parametrize("block", RUNNABLE, ids=lambda b: b.name)
-def test_python_block_runs_as_written(block, tmp_path):
-  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # a user's fresh shell
+RUNNABLE_PAGES = sorted({block.page for block in RUNNABLE})
+
+
+@pytest.mark.parametrize("page", RUNNABLE_PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_python_blocks_run_as_written(page):
+  # Each block with its own globals and its own empty working folder, in a fresh
+  # interpreter per page (tests/scripts/run_blocks.py) with this checkout first on the
+  # path, as a user's fresh shell: without XLA_FLAGS.
+  blocks = [{"name": b.name, "code": b.code} for b in RUNNABLE if b.page == page]
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
   env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
   proc = subprocess.run(
-    [sys.executable, "-c", block.code],
-    cwd=tmp_path,
+    [sys.executable, str(ROOT / "tests" / "scripts" / "run_blocks.py")],
+    input=json.dumps(blocks),
     env=env,
     capture_output=True,
     text=True,
-    timeout=300,
+    timeout=600,
   )
-  assert proc.returncode == 0, (
-    f"{block.name} does not run as written (mark it {FRAGMENT} if it cannot):\n"
-    f"{proc.stderr[-3000:]}"
-  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+  assert [r["name"] for r in results] == [b["name"] for b in blocks]
+  failed = [
+    f"{r['name']} does not run as written (mark it {FRAGMENT} if it cannot):\n{r['error'][-3000:]}"
+    for r in results
+    if r["error"]
+  ]
+  assert not failed, "\n".join(failed)
 
 
 def test_the_test_command_is_the_one_ci_runs():

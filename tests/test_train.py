@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -296,11 +297,29 @@ def _one_line_error(proc, code):
   return proc.stderr
 
 
-def test_a_run_folder_is_never_touched_by_a_new_run(tmp_path):
-  out = tmp_path / "run"
-  assert _cli(*QUICK, "--out", str(out)).returncode == 0
+# StepLR(step_size=1, gamma=0.5) per epoch: every epoch has its own learning rate.
+SCHEDULE = ["--step-size", "1", "--gamma", "0.5"]
+
+
+@pytest.fixture(scope="module")
+def two_epoch_run(tmp_path_factory):
+  """A finished 2-epoch run of the CLI, trained once; each test takes a copy."""
+  out = tmp_path_factory.mktemp("runs") / "run"
+  proc = _cli(*QUICK, *SCHEDULE, "--out", str(out))
+  assert proc.returncode == 0, proc.stderr
+  return out
+
+
+def _copy(run, tmp_path):
+  import shutil
+
+  return pathlib.Path(shutil.copytree(run, tmp_path / "run"))
+
+
+def test_a_run_folder_is_never_touched_by_a_new_run(two_epoch_run, tmp_path):
+  out = _copy(two_epoch_run, tmp_path)
   before = _snapshot(out)
-  again = _cli(*QUICK, "--out", str(out))
+  again = _cli(*QUICK, *SCHEDULE, "--out", str(out))
   err = _one_line_error(again, 2)
   assert "already holds a run" in err and f"--resume {out}" in err and "--overwrite" in err
   assert "epoch 1/" not in again.stdout  # refused at once, nothing trained
@@ -318,14 +337,12 @@ def test_a_run_folder_is_never_touched_by_a_new_run(tmp_path):
   assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
 
 
-def test_resume_with_more_epochs_extends_the_run_as_one_longer_run(tmp_path):
-  # StepLR(step_size=1, gamma=0.5) per epoch: the resumed third epoch continues the
-  # schedule (torch: get_last_lr() [0.05, 0.025, 0.0125]) and the parameters equal a
-  # 3-epoch run's bit for bit.
-  schedule = ["--step-size", "1", "--gamma", "0.5"]
-  short, whole = tmp_path / "short", tmp_path / "whole"
-  assert _cli(*QUICK, *schedule, "--out", str(short)).returncode == 0
-  assert _cli(*QUICK, *schedule, "--out", str(whole), "--epochs", "3").returncode == 0
+def test_resume_with_more_epochs_extends_the_run_as_one_longer_run(two_epoch_run, tmp_path):
+  # The resumed third epoch continues the schedule (torch: StepLR(1, 0.5)'s
+  # get_last_lr() [0.05, 0.025, 0.0125]) and the parameters equal a 3-epoch run's bit
+  # for bit.
+  short, whole = _copy(two_epoch_run, tmp_path), tmp_path / "whole"
+  assert _cli(*QUICK, *SCHEDULE, "--out", str(whole), "--epochs", "3").returncode == 0
   extended = _cli("--resume", str(short), "--epochs", "3", "--progress", "lines")
   assert extended.returncode == 0, extended.stderr
   assert "epoch 3/3" in extended.stdout and "epoch 1/" not in extended.stdout
@@ -338,9 +355,8 @@ def test_resume_with_more_epochs_extends_the_run_as_one_longer_run(tmp_path):
   assert json.loads((short / "config.json").read_text())["epochs"] == 3
 
 
-def test_resume_refuses_flags_that_would_change_what_was_trained(tmp_path):
-  out = tmp_path / "run"
-  assert _cli(*QUICK, "--out", str(out)).returncode == 0
+def test_resume_refuses_flags_that_would_change_what_was_trained(two_epoch_run, tmp_path):
+  out = _copy(two_epoch_run, tmp_path)
   before = _snapshot(out)
   err = _one_line_error(_cli("--resume", str(out), "--lr", "0.1", "--batch-size", "32"), 2)
   assert "--lr (the run's: 0.05), --batch-size (the run's: 64) cannot change now" in err

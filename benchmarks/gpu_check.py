@@ -71,7 +71,7 @@ def devices() -> list[str]:
   return lines
 
 
-def gradient_check(batch: int) -> dict:
+def gradient_check(batch: int, side: int = 32) -> dict:
   """jaxtrain's CNN gradient against a hand-written plain lax program, highest precision."""
   import jax
   import jax.numpy as jnp
@@ -82,10 +82,10 @@ def gradient_check(batch: int) -> dict:
   import jaxtrain.losses as L
   from jaxtrain import models
 
-  model = models.CNN(in_channels=3, image_size=32, rngs=nnx.Rngs(0))
+  model = models.CNN(in_channels=3, image_size=side, rngs=nnx.Rngs(0))
   graphdef, params = nnx.split(model, nnx.Param)
   rng = np.random.default_rng(0)
-  x = jnp.asarray(rng.random((batch, 32, 32, 3), np.float32))
+  x = jnp.asarray(rng.random((batch, side, side, 3), np.float32))
   y = jnp.asarray(rng.integers(0, 10, batch), jnp.int32)
 
   def ours(params):
@@ -152,11 +152,11 @@ def throughput(models, contenders, precisions, steps: int, repeat: int) -> list[
   return rows
 
 
-def recipe(num_train: int, num_test: int, epochs: int) -> list[dict]:
+def recipe(num_train: int, num_test: int, epochs: int, side: int = 32) -> list[dict]:
   """The notes' recipe (the default Config) on CIFAR-10-shaped synthetic data."""
   from jaxtrain import data, loop
 
-  ds = data.synthetic(num_train, num_test, (32, 32, 3), 10, seed=0)
+  ds = data.synthetic(num_train, num_test, (side, side, 3), 10, seed=0)
   rows = []
   for mode, scan in (("per-step", False), ("scan-epoch", True)):
     config = loop.Config(
@@ -230,7 +230,8 @@ def markdown(args, devs, grads, rows, recipes, load, seconds: float) -> str:
     "Devices:",
     *[f"- {d}" for d in devs],
     "",
-    f"Gradients ({grads['platform']}, highest matmul precision): the CIFAR CNN's loss "
+    f"Gradients ({grads['platform']}, highest matmul precision): the notes' CNN's loss "
+    f"on {args.side}x{args.side}x3 images: the "
     "gradient as jaxtrain computes it against a hand-written `lax.conv_general_dilated` + "
     "`lax.reduce_window` program: largest difference relative to each gradient's scale "
     f"{grads['grad_rel']:.1e}; loss difference {grads['loss_diff']:.1e}.",
@@ -246,7 +247,7 @@ def markdown(args, devs, grads, rows, recipes, load, seconds: float) -> str:
     *[_throughput_row(r) for r in rows],
     "",
     "The notes' recipe (`loop.fit` of the default config: CNN, SGD momentum 0.9, StepLR, "
-    f"batch 64) on CIFAR-10-shaped synthetic data ({args.recipe_train} training, "
+    f"batch 64) on synthetic {args.side}x{args.side}x3 images ({args.recipe_train} training, "
     f"{args.recipe_test} test images), compilation included:",
     "",
     "| mode | epochs | wall (s) | images/s | first epoch (s) | last epoch (s) | test acc |",
@@ -300,10 +301,12 @@ def main(argv=None) -> int:
   t0 = time.perf_counter()
   devs = devices()
   print("\n".join(devs), flush=True)
-  grads = gradient_check(8 if args.tiny else 64)
+  # Tiny: 8x8 RGB images (the CNN's smallest), so that its compilations are quick.
+  side = args.side = 8 if args.tiny else 32
+  grads = gradient_check(8 if args.tiny else 64, side)
   print(f"gradients: {grads}", flush=True)
   rows = throughput(throughput_models, contenders, ("float32", "bf16"), args.steps, args.repeat)
-  recipes = recipe(args.recipe_train, args.recipe_test, args.recipe_epochs)
+  recipes = recipe(args.recipe_train, args.recipe_test, args.recipe_epochs, side)
   section = markdown(
     args, devs, grads, rows, recipes, (load, load_average()), time.perf_counter() - t0
   )

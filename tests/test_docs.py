@@ -2,8 +2,8 @@
 
 Convention (docs/testing.md): a ```python block is runnable, self-contained (its
 imports and data are in the block), and runs with its own globals in an empty
-working folder, with this checkout first on the path (one fresh interpreter per
-page, tests/scripts/run_blocks.py). A block that cannot run as
+working folder, with this checkout first on the path (all in one fresh
+interpreter, tests/scripts/run_blocks.py). A block that cannot run as
 written (it needs torchvision, a prepared tfds dataset, or names defined elsewhere)
 is a fragment, marked by the line ``<!-- fragment -->`` right before its opening
 fence; a fragment must still parse. Blocks in any other language (bash, text,
@@ -110,15 +110,11 @@ def test_fragments_parse(block):
   ast.parse(block.code, filename=block.name)
 
 
-RUNNABLE_PAGES = sorted({block.page for block in RUNNABLE})
-
-
-@pytest.mark.parametrize("page", RUNNABLE_PAGES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_python_blocks_run_as_written(page):
-  # Each block with its own globals and its own empty working folder, in a fresh
-  # interpreter per page (tests/scripts/run_blocks.py) with this checkout first on the
-  # path, as a user's fresh shell: without XLA_FLAGS.
-  blocks = [{"name": b.name, "code": b.code} for b in RUNNABLE if b.page == page]
+def test_python_blocks_run_as_written():
+  # Each block with its own globals and its own empty working folder, all in one fresh
+  # interpreter (tests/scripts/run_blocks.py) with this checkout first on the path, as
+  # in a user's fresh shell: without XLA_FLAGS. Every failing block is reported.
+  blocks = [{"name": b.name, "code": b.code} for b in RUNNABLE]
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
   env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
   proc = subprocess.run(

@@ -1,9 +1,23 @@
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 
-import jax
-import pytest
-import torch
+# One persistent compilation cache for the whole session: this process, pytest-xdist's
+# workers (they inherit the environment) and the subprocesses tests start (the command
+# line, the killed and resumed runs, the docs' blocks), which compile the same programs
+# again and again. Set before jax is imported; removed when the session ends. The
+# cache returns the very executable XLA compiled, so no result changes.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  _cache = tempfile.mkdtemp(prefix="jaxtrain-tests-xla-cache-")
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
+  os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.5"
+  atexit.register(shutil.rmtree, _cache, True)
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 # Tests import their shared helpers (oracle.py) as plain modules.
 sys.path.insert(0, os.path.dirname(__file__))

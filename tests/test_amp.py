@@ -21,46 +21,11 @@ import numpy as np
 import pytest
 import torch
 from flax import nnx
+from notes_torch import TorchMLP, Tudui
 
 import jaxtrain.losses as L
 from jaxtrain import amp, interop, loop, models, optim
 from jaxtrain.train_step import create_train_state, make_train_step
-
-
-class _Tudui(torch.nn.Module):
-  """000_dc5555055295abc4.txt's CNN for 8x8x3 images (Linear 64 -> 64)."""
-
-  def __init__(self):
-    super().__init__()
-    self.model1 = torch.nn.Sequential(
-      torch.nn.Conv2d(3, 32, 5, padding=2),
-      torch.nn.MaxPool2d(2),
-      torch.nn.Conv2d(32, 32, 5, padding=2),
-      torch.nn.MaxPool2d(2),
-      torch.nn.Conv2d(32, 64, 5, padding=2),
-      torch.nn.MaxPool2d(2),
-      torch.nn.Flatten(),
-      torch.nn.Linear(64, 64),
-      torch.nn.Linear(64, 10),
-    )
-
-  def forward(self, x):
-    return self.model1(x)
-
-
-class _MLP(torch.nn.Module):
-  """004_3b1cf40aed2d068d.txt's MLP."""
-
-  def __init__(self):
-    super().__init__()
-    self.hidden, self.act, self.output = (
-      torch.nn.Linear(784, 256),
-      torch.nn.ReLU(),
-      torch.nn.Linear(256, 10),
-    )
-
-  def forward(self, x):
-    return self.output(self.act(self.hidden(x)))
 
 
 def _forward(model, x, precision):
@@ -77,7 +42,7 @@ def test_cnn_logits_are_torch_autocasts_to_one_bf16_ulp():
   rng = np.random.default_rng(0)
   x = rng.random((16, 8, 8, 3), np.float32)
   torch.manual_seed(0)
-  net = _Tudui()
+  net = Tudui(fc_in=64)  # 8x8 images
   model = interop.from_torch_state_dict(
     models.CNN(in_channels=3, image_size=8, rngs=nnx.Rngs(0)), net.state_dict()
   )
@@ -95,7 +60,7 @@ def test_mlp_loss_and_gradients_match_torch_autocast():
   rng = np.random.default_rng(0)
   x, y = rng.random((32, 784), np.float32), rng.integers(0, 10, 32)
   torch.manual_seed(0)
-  net = _MLP()
+  net = TorchMLP()
   model = interop.from_torch_state_dict(models.MLP(rngs=nnx.Rngs(0)), net.state_dict())
   with torch.autocast("cpu", dtype=torch.bfloat16):
     loss_t = torch.nn.functional.cross_entropy(net(torch.from_numpy(x)), torch.from_numpy(y).long())

@@ -53,6 +53,20 @@ def first_run(out):
     rep.end_epoch(result(1))
 
 
+def assert_curves_failed_and_the_rest_kept(out, good_png):
+  """Kept: the last good figure, whole; the other outputs hold epoch 2; no temporary file."""
+  assert (out / "curves.png").read_bytes() == good_png
+  assert jsonl_epochs(out / "metrics.jsonl") == [1, 2]
+  assert tensorboard_steps(out)[-1] == 2
+  assert sorted(os.listdir(out)) == [
+    "config.json",
+    "curves.png",
+    "metrics.csv",
+    "metrics.jsonl",
+    "tensorboard",
+  ]
+
+
 def test_full_disk_while_replacing_the_curves(tmp_path, monkeypatch):
   out = tmp_path / "run"
   first_run(out)
@@ -72,17 +86,7 @@ def test_full_disk_while_replacing_the_curves(tmp_path, monkeypatch):
     rep.close()
   assert isinstance(error.value, OSError) and error.value.errno == errno.ENOSPC
   assert str(error.value) == f"could not write {out / 'curves.png'}: {ENOSPC}"
-  # Kept: the last good figure, whole; the other outputs hold epoch 2; no temporary file.
-  assert (out / "curves.png").read_bytes() == good_png
-  assert jsonl_epochs(out / "metrics.jsonl") == [1, 2]
-  assert tensorboard_steps(out)[-1] == 2
-  assert sorted(os.listdir(out)) == [
-    "config.json",
-    "curves.png",
-    "metrics.csv",
-    "metrics.jsonl",
-    "tensorboard",
-  ]
+  assert_curves_failed_and_the_rest_kept(out, good_png)
   rep.close()  # reported once: a second close is quiet
 
 
@@ -217,13 +221,4 @@ def test_full_tmpfs_while_drawing_the_curves(tiny_disk):
   with pytest.raises(reporting.OutputError) as error:
     rep.close()
   assert str(error.value) == f"could not write {out / 'curves.png'}: {ENOSPC}"
-  assert (out / "curves.png").read_bytes() == good_png
-  assert jsonl_epochs(out / "metrics.jsonl") == [1, 2]
-  assert tensorboard_steps(out)[-1] == 2
-  assert sorted(os.listdir(out)) == [
-    "config.json",
-    "curves.png",
-    "metrics.csv",
-    "metrics.jsonl",
-    "tensorboard",
-  ]
+  assert_curves_failed_and_the_rest_kept(out, good_png)

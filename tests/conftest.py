@@ -8,11 +8,14 @@ import tempfile
 # workers (they inherit the environment) and the subprocesses tests start (the command
 # line, the killed and resumed runs, the docs' blocks), which compile the same programs
 # again and again. Set before jax is imported; removed when the session ends. The
-# cache returns the very executable XLA compiled, so no result changes.
+# cache returns the very executable XLA compiled, so no result changes. A size limit
+# (far above what the suite writes) makes jax lock the folder around each read and
+# write: without one, a process may read an entry another is still writing.
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
   _cache = tempfile.mkdtemp(prefix="jaxtrain-tests-xla-cache-")
   os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
   os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.5"
+  os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(8 << 30)
   atexit.register(shutil.rmtree, _cache, True)
 
 import jax  # noqa: E402

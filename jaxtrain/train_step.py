@@ -284,17 +284,10 @@ def make_train_step(
     ``correct`` and ``count`` of the whole (global) batch, replicated on the devices.
   """
   mesh = parallel.data_mesh() if mesh is None else mesh
-  rep = parallel.replicated(mesh)
   step = _step_fn(
     model, loss_fn, optimizer, reduction, nan_policy, image_max=image_max, precision=precision
   )
-  return jax.jit(
-    step,
-    in_shardings=(rep, parallel.batch_sharding(mesh)),
-    out_shardings=(rep, rep),
-    donate_argnums=0,
-    compiler_options=_xla_options.for_mesh(mesh),
-  )
+  return _jit_training(step, mesh, parallel.batch_sharding(mesh))
 
 
 def make_gather_step(
@@ -317,7 +310,7 @@ def make_gather_step(
   ``make_train_step``.
   """
   mesh = parallel.data_mesh() if mesh is None else mesh
-  rep, split = parallel.replicated(mesh), parallel.batch_sharding(mesh)
+  split = parallel.batch_sharding(mesh)
   step = _step_fn(
     model, loss_fn, optimizer, reduction, nan_policy, image_max=image_max, precision=precision
   )
@@ -325,13 +318,7 @@ def make_gather_step(
   def gather_step(state, images, labels, idx):
     return step(state, _gather(images, labels, idx, split))
 
-  return jax.jit(
-    gather_step,
-    in_shardings=(rep, split, split, split),
-    out_shardings=(rep, rep),
-    donate_argnums=0,
-    compiler_options=_xla_options.for_mesh(mesh),
-  )
+  return _jit_training(gather_step, mesh, split, split, split)
 
 
 def make_epoch(
@@ -365,7 +352,7 @@ def make_epoch(
     model, loss_fn, optimizer, reduction, nan_policy, image_max=image_max, precision=precision
   )
   mesh = parallel.data_mesh() if mesh is None else mesh
-  rep, split = parallel.replicated(mesh), parallel.batch_sharding(mesh)
+  split = parallel.batch_sharding(mesh)
 
   def epoch(state, images, labels, order):
     def body(state, idx):
@@ -378,9 +365,18 @@ def make_epoch(
       totals["batch_nonfinite"] = per_batch["nonfinite"]
     return state, totals
 
+  return _jit_training(
+    ops.by_platform(epoch), mesh, split, split, parallel.batch_sharding(mesh, axis=1)
+  )
+
+
+def _jit_training(fn, mesh: Mesh, *arg_shardings):
+  """``fn(state, *args) -> (state, metrics)`` compiled for ``mesh``: the state (donated)
+  and the metrics replicated, the other arguments sharded as given."""
+  rep = parallel.replicated(mesh)
   return jax.jit(
-    ops.by_platform(epoch),
-    in_shardings=(rep, split, split, parallel.batch_sharding(mesh, axis=1)),
+    fn,
+    in_shardings=(rep, *arg_shardings),
     out_shardings=(rep, rep),
     donate_argnums=0,
     compiler_options=_xla_options.for_mesh(mesh),

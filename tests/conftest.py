@@ -1,6 +1,8 @@
 import atexit
+import itertools
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -44,3 +46,28 @@ def one_torch_thread():
   torch.set_num_threads(1)
   yield
   torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+  """``tmpfs(options)``: a tmpfs mounted with ``options`` (``"size=48k"``, ``"size=1m,ro"``)
+  on a new folder under ``tmp_path``: a real full or read-only filesystem. ``None`` where
+  this machine does not allow mounting (not Linux, not root). Unmounted at the end."""
+  names, mounted = itertools.count(), []
+
+  def mount(options):
+    path = tmp_path / f"tmpfs{next(names)}"
+    path.mkdir()
+    if not sys.platform.startswith("linux") or shutil.which("mount") is None:
+      return None
+    command = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)]
+    if subprocess.run(command, capture_output=True).returncode != 0:
+      return None
+    mounted.append(path)
+    return path
+
+  yield mount
+  for path in mounted:
+    if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
+      # Busy: a file left open by a failed test. Detached now, freed once closed.
+      subprocess.run(["umount", "--lazy", str(path)], check=True)

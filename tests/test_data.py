@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 import torch
+from command_line import one_line_error, run_cli
 
 from jaxtrain import data
 from jaxtrain.data import tfds_source
@@ -451,31 +452,12 @@ def test_a_damaged_prepared_dataset_is_one_clear_error(tiny_data_dir, tmp_path, 
 
 def test_the_cli_reports_a_damaged_dataset_in_one_line(tmp_path):
   # A prepared-looking mnist folder whose dataset_info.json is garbage.
-  import subprocess
-  import sys
-
   folder = tmp_path / "data" / "mnist" / "3.0.1"
   folder.mkdir(parents=True)
   (folder / "dataset_info.json").write_text("{not json")
-  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  proc = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "jaxtrain.train",
-      "--dataset",
-      "mnist",
-      "--data-dir",
-      str(tmp_path / "data"),
-      "--out",
-      str(tmp_path / "run"),
-    ],
-    env={**os.environ, "PYTHONPATH": repo},
-    capture_output=True,
-    text=True,
-    timeout=300,
+  proc = run_cli(
+    "--dataset", "mnist", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "run")
   )
-  assert proc.returncode == 2, proc.stderr
-  assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
-  assert "dataset 'mnist'" in proc.stderr and "cannot be read" in proc.stderr
+  err = one_line_error(proc, 2)
+  assert "dataset 'mnist'" in err and "cannot be read" in err
   assert not (tmp_path / "run").exists()

@@ -12,9 +12,6 @@ import builtins
 import errno
 import json
 import os
-import shutil
-import subprocess
-import sys
 
 import pytest
 
@@ -174,23 +171,12 @@ def test_output_error_is_one_line():
 
 
 @pytest.fixture
-def tiny_disk(tmp_path):
+def tiny_disk(tmpfs):
   """A 1 MiB tmpfs; skipped where mounting is not permitted (not root, not Linux)."""
-  disk = tmp_path / "disk"
-  disk.mkdir()
-  if not sys.platform.startswith("linux") or shutil.which("mount") is None:
-    pytest.skip("a tmpfs needs Linux's mount")
-  done = subprocess.run(
-    ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True, text=True
-  )
-  if done.returncode != 0:
-    pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-  try:
-    yield disk
-  finally:
-    if subprocess.run(["umount", str(disk)], capture_output=True).returncode != 0:
-      # Busy: a file left open by a failed test. Detached now, freed once closed.
-      subprocess.run(["umount", "--lazy", str(disk)], check=True)
+  disk = tmpfs("size=1m")
+  if disk is None:
+    pytest.skip("cannot mount a tmpfs here")
+  return disk
 
 
 def fill(disk, leave):

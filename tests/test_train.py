@@ -4,12 +4,11 @@ import dataclasses
 import json
 import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from command_line import one_line_error, run_cli
 
 from jaxtrain import loop, train
 from jaxtrain.data import load_dataset
@@ -137,25 +136,11 @@ def test_cnn_on_28x28_mnist(capsys, tmp_path):
 
 def test_missing_dataset_is_one_line_without_traceback(tmp_path):
   # A real process: nothing but one line on stderr, exit status 2, at once.
-  proc = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "jaxtrain.train",
-      "--dataset",
-      "mnist",
-      "--data-dir",
-      str(tmp_path),
-      "--out",
-      str(tmp_path / "run"),
-    ],
-    capture_output=True,
-    text=True,
-    timeout=120,
+  proc = run_cli(
+    "--dataset", "mnist", "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"), timeout=120
   )
-  assert proc.returncode == 2
-  assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
-  assert "mnist" in proc.stderr and "not prepared" in proc.stderr.lower()
+  err = one_line_error(proc, 2)
+  assert "mnist" in err and "not prepared" in err.lower()
 
 
 def test_help_lists_every_option_with_its_default():
@@ -266,20 +251,7 @@ def test_run_folder_and_tensorboard(tmp_path, capsys):
 
 # ---------------------------------------------------------- the run folder, as a user meets it
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICK = ["--model", "softmax_regression", "--epochs", "2", "--progress", "lines"]
-
-
-def _cli(*argv, timeout=300):
-  """``python -m jaxtrain.train ARGV`` in a fresh process."""
-  env = {**os.environ, "PYTHONPATH": REPO}
-  return subprocess.run(
-    [sys.executable, "-m", "jaxtrain.train", *argv],
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=timeout,
-  )
 
 
 def _snapshot(folder):
@@ -291,12 +263,6 @@ def _snapshot(folder):
   }
 
 
-def _one_line_error(proc, code):
-  assert proc.returncode == code, (proc.returncode, proc.stderr)
-  assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
-  return proc.stderr
-
-
 # StepLR(step_size=1, gamma=0.5) per epoch: every epoch has its own learning rate.
 SCHEDULE = ["--step-size", "1", "--gamma", "0.5"]
 
@@ -305,7 +271,7 @@ SCHEDULE = ["--step-size", "1", "--gamma", "0.5"]
 def two_epoch_run(tmp_path_factory):
   """A finished 2-epoch run of the CLI, trained once; each test takes a copy."""
   out = tmp_path_factory.mktemp("runs") / "run"
-  proc = _cli(*QUICK, *SCHEDULE, "--out", str(out))
+  proc = run_cli(*QUICK, *SCHEDULE, "--out", str(out))
   assert proc.returncode == 0, proc.stderr
   return out
 
@@ -319,19 +285,19 @@ def _copy(run, tmp_path):
 def test_a_run_folder_is_never_touched_by_a_new_run(two_epoch_run, tmp_path):
   out = _copy(two_epoch_run, tmp_path)
   before = _snapshot(out)
-  again = _cli(*QUICK, *SCHEDULE, "--out", str(out))
-  err = _one_line_error(again, 2)
+  again = run_cli(*QUICK, *SCHEDULE, "--out", str(out))
+  err = one_line_error(again, 2)
   assert "already holds a run" in err and f"--resume {out}" in err and "--overwrite" in err
   assert "epoch 1/" not in again.stdout  # refused at once, nothing trained
   assert _snapshot(out) == before  # not a byte, not a timestamp
   # A folder of other files is not a run folder either.
   (tmp_path / "mine").mkdir()
   (tmp_path / "mine" / "notes.txt").write_text("keep me")
-  err = _one_line_error(_cli(*QUICK, "--out", str(tmp_path / "mine")), 2)
+  err = one_line_error(run_cli(*QUICK, "--out", str(tmp_path / "mine")), 2)
   assert "is not empty and holds no run" in err
   assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
   # --overwrite replaces the run, as asked.
-  replaced = _cli(*QUICK, "--out", str(out), "--overwrite", "--seed", "1")
+  replaced = run_cli(*QUICK, "--out", str(out), "--overwrite", "--seed", "1")
   assert replaced.returncode == 0, replaced.stderr
   assert json.loads((out / "config.json").read_text())["seed"] == 1
   assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
@@ -342,8 +308,8 @@ def test_resume_with_more_epochs_extends_the_run_as_one_longer_run(two_epoch_run
   # get_last_lr() [0.05, 0.025, 0.0125]) and the parameters equal a 3-epoch run's bit
   # for bit.
   short, whole = _copy(two_epoch_run, tmp_path), tmp_path / "whole"
-  assert _cli(*QUICK, *SCHEDULE, "--out", str(whole), "--epochs", "3").returncode == 0
-  extended = _cli("--resume", str(short), "--epochs", "3", "--progress", "lines")
+  assert run_cli(*QUICK, *SCHEDULE, "--out", str(whole), "--epochs", "3").returncode == 0
+  extended = run_cli("--resume", str(short), "--epochs", "3", "--progress", "lines")
   assert extended.returncode == 0, extended.stderr
   assert "epoch 3/3" in extended.stdout and "epoch 1/" not in extended.stdout
   rows = [json.loads(line) for line in (short / "metrics.jsonl").read_text().splitlines()]
@@ -358,35 +324,16 @@ def test_resume_with_more_epochs_extends_the_run_as_one_longer_run(two_epoch_run
 def test_resume_refuses_flags_that_would_change_what_was_trained(two_epoch_run, tmp_path):
   out = _copy(two_epoch_run, tmp_path)
   before = _snapshot(out)
-  err = _one_line_error(_cli("--resume", str(out), "--lr", "0.1", "--batch-size", "32"), 2)
+  err = one_line_error(run_cli("--resume", str(out), "--lr", "0.1", "--batch-size", "32"), 2)
   assert "--lr (the run's: 0.05), --batch-size (the run's: 64) cannot change now" in err
-  err = _one_line_error(_cli("--resume", str(out), "--epochs", "1"), 2)
+  err = one_line_error(run_cli("--resume", str(out), "--epochs", "1"), 2)
   assert "epochs=1: the run in" in err and "has trained 2 epochs already" in err
-  err = _one_line_error(_cli("--resume", str(out), "--config", str(tmp_path / "x.toml")), 2)
+  err = one_line_error(run_cli("--resume", str(out), "--config", str(tmp_path / "x.toml")), 2)
   assert "leave out --config" in err
   assert _snapshot(out) == before
   # The run's own values, and the flags that change nothing trained, are accepted.
-  same = _cli("--resume", str(out), "--lr", "0.05", "--progress", "quiet", "--keep", "5")
+  same = run_cli("--resume", str(out), "--lr", "0.05", "--progress", "quiet", "--keep", "5")
   assert same.returncode == 0, same.stderr
-
-
-def _tmpfs(path, size: str) -> bool:
-  """Mounts a tmpfs of ``size`` (``-o ro`` too if ``size`` says so) at ``path``: a real full
-  (or read-only) filesystem. False where this machine does not allow mounting."""
-  path.mkdir(parents=True, exist_ok=True)
-  return (
-    subprocess.run(
-      ["mount", "-t", "tmpfs", "-o", size, "tmpfs", str(path)], capture_output=True
-    ).returncode
-    == 0
-  )
-
-
-@pytest.fixture
-def mount_point(tmp_path):
-  path = tmp_path / "fs"
-  yield path
-  subprocess.run(["umount", str(path)], capture_output=True)
 
 
 def test_a_full_disk_during_a_checkpoint_is_one_line(tmp_path, capsys, monkeypatch):
@@ -422,24 +369,27 @@ def test_a_full_disk_during_a_checkpoint_is_one_line(tmp_path, capsys, monkeypat
   assert "No space left on device" in err and "no checkpoint was committed" in err, err
 
 
-def test_a_really_full_disk_is_one_line(mount_point):
+def test_a_really_full_disk_is_one_line(tmpfs):
   # A real 48 KB filesystem (where this machine allows mounting one): the first
   # checkpoint does not fit, and which write meets the full disk first (the checkpoint
   # in orbax's thread, or a metrics file) is a race. Either way: one line, exit 4.
-  if not _tmpfs(mount_point, "size=48k"):
+  mount_point = tmpfs("size=48k")
+  if mount_point is None:
     pytest.skip("mounting a tmpfs is not allowed here; the simulated test above runs")
-  proc = _cli(*QUICK, "--out", str(mount_point / "run"))
+  proc = run_cli(*QUICK, "--out", str(mount_point / "run"))
   assert proc.returncode == 4, proc.stderr
   assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
   assert f"could not write {mount_point / 'run'}" in proc.stderr
   assert "No space left on device" in proc.stderr
 
 
-def test_an_unwritable_out_folder_is_one_line(mount_point, capsys, monkeypatch):
-  if _tmpfs(mount_point, "size=1m,ro"):
-    proc = _cli(*QUICK, "--out", str(mount_point / "run"))
+def test_an_unwritable_out_folder_is_one_line(tmpfs, tmp_path, capsys, monkeypatch):
+  mount_point = tmpfs("size=1m,ro")
+  if mount_point is not None:
+    proc = run_cli(*QUICK, "--out", str(mount_point / "run"))
     code, err = proc.returncode, proc.stderr
   else:  # no mount here: the error the kernel gives, where the run folder is made
+    mount_point = tmp_path / "fs"
 
     def read_only(path, *args, **kwargs):
       raise OSError(30, "Read-only file system", path)

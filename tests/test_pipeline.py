@@ -96,6 +96,19 @@ def test_the_progress_bar_never_waits_for_a_loss(monkeypatch):
   assert [losses.track(i, _Pending()) for i in range(25)] == [None] * 25
 
 
+# One epoch's results, as the loop reports them.
+EPOCH_1 = dict(
+  epoch=1,
+  lr=0.1,
+  train_loss=1.0,
+  train_acc=0.5,
+  test_loss=1.0,
+  test_acc=0.5,
+  running_loss=22.0,
+  seconds=1.0,
+)
+
+
 def test_curves_are_drawn_off_the_loop(tmp_path, monkeypatch):
   # end_epoch returns while the figure is still being drawn; close() waits for it.
   release, drawing = threading.Event(), threading.Event()
@@ -107,18 +120,8 @@ def test_curves_are_drawn_off_the_loop(tmp_path, monkeypatch):
     draw(*args, **kwargs)
 
   monkeypatch.setattr(reporting, "plot_curves", slow_plot)
-  result = dict(
-    epoch=1,
-    lr=0.1,
-    train_loss=1.0,
-    train_acc=0.5,
-    test_loss=1.0,
-    test_acc=0.5,
-    running_loss=22.0,
-    seconds=1.0,
-  )
   rep = reporting.Reporter(out_dir=tmp_path, mode="quiet", epochs=1)
-  rep.end_epoch(result)
+  rep.end_epoch(EPOCH_1)
   assert drawing.wait(30) and not (tmp_path / "curves.png").exists()
   assert (tmp_path / "metrics.jsonl").exists()  # the cheap outputs are written at once
   release.set()
@@ -132,17 +135,6 @@ def test_a_failed_drawing_is_reported_at_close(tmp_path, monkeypatch):
 
   monkeypatch.setattr(reporting, "plot_curves", broken)
   rep = reporting.Reporter(out_dir=tmp_path, mode="quiet", epochs=1)
-  rep.end_epoch(
-    dict(
-      epoch=1,
-      lr=0.1,
-      train_loss=1.0,
-      train_acc=0.5,
-      test_loss=1.0,
-      test_acc=0.5,
-      running_loss=22.0,
-      seconds=1.0,
-    )
-  )
+  rep.end_epoch(EPOCH_1)
   with pytest.raises(OSError, match="No space left"):
     rep.close()
